@@ -1,0 +1,94 @@
+"""Model and report subcommands (kept apart so `dave download` never imports torch)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from . import config, log
+
+
+def _job(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    params = config.load_params(args.params)
+    job = config.job_config(params, args.dataset, args.model, args.seed, args.profile)
+    log.set_context(args.command, f"{args.dataset}/{args.model}/seed-{args.seed}")
+    return job, params
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .runs import train_stage
+
+    job, params = _job(args)
+    train_stage(job, params, device=args.device, threads=args.threads, force=args.force)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .runs import evaluate_stage
+
+    job, params = _job(args)
+    evaluate_stage(job, params, device=args.device, threads=args.threads, force=args.force)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runs import evaluate_stage, train_stage
+
+    job, params = _job(args)
+    train_stage(job, params, device=args.device, threads=args.threads, force=args.force)
+    log.set_context("evaluate", f"{args.dataset}/{args.model}/seed-{args.seed}")
+    evaluate_stage(job, params, device=args.device, threads=args.threads, force=args.force)
+    return 0
+
+
+def add_model_commands(sub: argparse._SubParsersAction) -> None:
+    for name, fn, helptext in (
+        ("train", cmd_train, "train one (dataset, model, seed) run, early-stopped on validation"),
+        ("evaluate", cmd_evaluate, "evaluate a trained run on the test split"),
+        ("run", cmd_run, "train, then evaluate"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("dataset")
+        p.add_argument("model")
+        p.add_argument("seed", type=int)
+        p.add_argument("--profile", default=None, help="override params.yaml's profile")
+        p.add_argument("--device", default=None, help="override train.device (auto, cpu, cuda, cuda:N)")
+        p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+        p.add_argument("--force", action="store_true", help="recompute even when up to date")
+        p.set_defaults(fn=fn)
+
+
+def cmd_report_metrics(args: argparse.Namespace) -> int:
+    from .reports.aggregate import write_dataset_metrics
+
+    params = config.load_params(args.params)
+    log.set_context("report metrics", args.dataset)
+    write_dataset_metrics(params, args.dataset, args.profile)
+    return 0
+
+
+def cmd_report_tables(args: argparse.Namespace) -> int:
+    from .reports.tables import write_tables
+
+    params = config.load_params(args.params)
+    if args.datasets:
+        params["datasets"] = args.datasets
+        config.validate_params(params)
+    log.set_context("report tables")
+    for path in write_tables(params, args.profile):
+        logging.getLogger(__name__).info("wrote %s", path)
+    return 0
+
+
+def add_report_commands(sub: argparse._SubParsersAction) -> None:
+    report = sub.add_parser("report", help="tables, figures and the report")
+    rsub = report.add_subparsers(dest="report_command", required=True, metavar="REPORT")
+    p = rsub.add_parser("metrics", help="all runs of one dataset in results/metrics/<dataset>.json")
+    p.add_argument("dataset")
+    p.add_argument("--profile", default=None)
+    p.set_defaults(fn=cmd_report_metrics)
+    p = rsub.add_parser("tables", help="Table 2 and the summary table in results/tables/")
+    p.add_argument("--profile", default=None)
+    p.add_argument("--datasets", nargs="*", default=None)
+    p.set_defaults(fn=cmd_report_tables)

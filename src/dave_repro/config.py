@@ -1,0 +1,246 @@
+"""params.yaml: loading, validation before any work, and per-job resolution.
+
+Both engines read the same file. The Snakefile and dvc.yaml only pick jobs from it; every stage
+calls the ``dave`` CLI, which re-reads params.yaml and validates it here, so a bad value is
+reported with its key path before a single file is touched.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .models.specs import DATASET_SETTINGS, FAMILIES
+from .schema import Bool, Custom, DictOf, Int, List, Map, Str, join
+
+DATASETS = ("ml-100k", "ml-1m", "yelp", "digital-music", "pinterest")
+DAVE_MODELS = ("dave", "dave-adv", "dave-aae")
+BASELINES = ("neumf", "cdae", "cfgan", "apr", "acae", "avb", "vaegan", "cvae-gan", "recvae")
+MODEL_NAMES = (*DAVE_MODELS, *BASELINES, "itempop")
+METRICS = tuple(f"{m}@{k}" for m in ("hr", "ndcg") for k in (5, 10, 20))
+DEFAULT_PARAMS = "params.yaml"
+
+
+def _device(value: Any, path: str, errors: list[str]) -> None:
+    if not isinstance(value, str) or not (
+        value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit())
+    ):
+        errors.append(f"{path}: expected auto, cpu, cuda or cuda:N, got {value!r}")
+
+
+def _model_entry(name: str) -> Custom:
+    def check(value: Any, path: str, errors: list[str]) -> None:
+        if not isinstance(value, dict):
+            errors.append(f"{path}: expected a mapping, got {value!r}")
+            return
+        family = value.get("family")
+        if family not in FAMILIES:
+            errors.append(f"{join(path, 'family')}: unknown model family {family!r} "
+                          f"(known: {', '.join(sorted(FAMILIES))})")
+            return
+        FAMILIES[family](value, path, errors)
+
+    return Custom(check)
+
+
+DATASET_DATA = Map(
+    {
+        "holdout": Str(choices=("latest", "random")),
+        "dedup_pairs": Bool(),
+        "min_user_interactions": Int(min=0),
+        "k_core": Int(min=0),
+    }
+)
+
+TRAIN_SCHEDULE = Map(
+    {
+        "max_epochs": Int(min=1),
+        "patience": Int(min=1),
+        "select_metric": Str(choices=METRICS),
+        "max_train_pairs": Int(min=1, nullable=True),
+    }
+)
+
+SCHEMA = Map(
+    {
+        "profile": Str(),
+        "datasets": List(Str(choices=DATASETS), min_len=1, unique=True),
+        "profiles": DictOf(
+            Map(
+                {
+                    "models": List(Str(choices=MODEL_NAMES), min_len=1, unique=True),
+                    "seeds": List(Int(min=0), min_len=1, unique=True),
+                    "train": TRAIN_SCHEDULE,
+                }
+            )
+        ),
+        "data": Map(
+            {
+                "split_seed": Int(min=0),
+                "num_negatives": Int(min=1),
+                "min_interactions": Int(min=3),
+                "checksums": DictOf(Str()),
+                **{ds: DATASET_DATA for ds in DATASETS},
+            }
+        ),
+        "hparams": DictOf(
+            Map({"batch_size": Int(min=1), "negative_ratio": Int(min=1), "embedding_dim": Int(min=1)}),
+            keys=DATASETS,
+        ),
+        "train": Map(
+            {
+                "device": Custom(_device),
+                "num_threads": Int(min=1, nullable=True),
+                "progress": Bool(),
+            }
+        ),
+        "evaluation": Map(
+            {
+                "ks": List(Int(min=1), min_len=1, unique=True),
+                "full_ranking": Bool(),
+                "user_batch": Int(min=1),
+            }
+        ),
+        "models": DictOf(_model_entry, keys=MODEL_NAMES),
+    }
+)
+
+
+def params_path(path: str | os.PathLike[str] | None = None) -> Path:
+    return Path(path or os.environ.get("DAVE_PARAMS", DEFAULT_PARAMS))
+
+
+def load_params(path: str | os.PathLike[str] | None = None, *, validate: bool = True) -> dict[str, Any]:
+    path = params_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found (run from the repository root)"], str(path)) from None
+    try:
+        params = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], str(path)) from None
+    if validate:
+        validate_params(params, str(path))
+    return params
+
+
+def validate_params(params: Any, source: str = "params") -> None:
+    errors: list[str] = []
+    SCHEMA(params, "", errors)
+    if not errors:
+        _cross_checks(params, errors)
+    if errors:
+        raise ConfigError(errors, source)
+
+
+def _cross_checks(params: dict[str, Any], errors: list[str]) -> None:
+    if params["profile"] not in params["profiles"]:
+        errors.append(f"profile: unknown profile {params['profile']!r} "
+                      f"(defined: {', '.join(sorted(params['profiles']))})")
+    for pname, prof in params["profiles"].items():
+        for i, m in enumerate(prof["models"]):
+            if m not in params["models"]:
+                errors.append(f"profiles.{pname}.models[{i}]: model {m!r} has no entry under models")
+    for ds in params["datasets"]:
+        if ds not in params["hparams"]:
+            errors.append(f"hparams.{ds}: missing (needed because datasets lists {ds})")
+
+
+def active_profile(params: dict[str, Any], profile: str | None = None) -> dict[str, Any]:
+    name = profile or params["profile"]
+    if name not in params["profiles"]:
+        raise ConfigError([f"profile: unknown profile {name!r}"])
+    return params["profiles"][name]
+
+
+def grid(params: dict[str, Any], profile: str | None = None) -> list[tuple[str, str, int]]:
+    """Every (dataset, model, seed) job of the selected profile, in a stable order."""
+    prof = active_profile(params, profile)
+    return [(d, m, s) for d in params["datasets"] for m in prof["models"] for s in prof["seeds"]]
+
+
+def dataset_config(params: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """Exactly the parameters the data stages of ``dataset`` use (and nothing else)."""
+    if dataset not in DATASETS:
+        raise ConfigError([f"dataset: unknown dataset {dataset!r} (known: {', '.join(DATASETS)})"])
+    data = params["data"]
+    checksums = {k: v for k, v in data["checksums"].items() if k.split("/", 1)[0] == dataset}
+    return {
+        "dataset": dataset,
+        "split_seed": data["split_seed"],
+        "num_negatives": data["num_negatives"],
+        "min_interactions": data["min_interactions"],
+        "checksums": checksums,
+        **data[dataset],
+    }
+
+
+def job_config(
+    params: dict[str, Any],
+    dataset: str,
+    model: str,
+    seed: int,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The resolved configuration of one training run: all it depends on, nothing more."""
+    errors: list[str] = []
+    if dataset not in DATASETS:
+        errors.append(f"dataset: unknown dataset {dataset!r} (known: {', '.join(DATASETS)})")
+    if model not in params["models"]:
+        errors.append(f"model: unknown model {model!r} (configured: {', '.join(sorted(params['models']))})")
+    if errors:
+        raise ConfigError(errors)
+    prof_name = profile or params["profile"]
+    prof = active_profile(params, prof_name)
+    model_params = copy.deepcopy(params["models"][model])
+    for key, value in (overrides or {}).items():
+        if key not in model_params:
+            raise ConfigError([f"override {key}: not a parameter of model {model}"])
+        model_params[key] = value
+    hp = params["hparams"].get(dataset)
+    for key in DATASET_SETTINGS:
+        if key in model_params and model_params[key] is None:
+            if hp is None:
+                raise ConfigError([f"hparams.{dataset}: missing (model {model} takes {key} from it)"])
+            model_params[key] = hp[key]
+    FAMILIES[model_params["family"]](model_params, f"models.{model}", errors)
+    if errors:
+        raise ConfigError(errors)
+    return {
+        "dataset": dataset,
+        "model": model,
+        "family": model_params.pop("family"),
+        "seed": int(seed),
+        "profile": prof_name,
+        "model_params": model_params,
+        "train": copy.deepcopy(prof["train"]),
+        "evaluation": copy.deepcopy(params["evaluation"]),
+    }
+
+
+def runtime_config(params: dict[str, Any]) -> dict[str, Any]:
+    """Settings that change how a job runs but not what it computes (not fingerprinted)."""
+    return copy.deepcopy(params["train"])
+
+
+__all__ = [
+    "BASELINES",
+    "DATASETS",
+    "DAVE_MODELS",
+    "METRICS",
+    "MODEL_NAMES",
+    "active_profile",
+    "dataset_config",
+    "grid",
+    "job_config",
+    "load_params",
+    "runtime_config",
+    "validate_params",
+]

@@ -1,0 +1,47 @@
+"""What the Snakefile needs from the package: the validated parameters, the job grid, and a key
+per job that changes exactly when the job's result would (parameters it uses + its code).
+
+Nothing here runs a stage; rules only call the ``dave`` CLI. The keys are deterministic (no
+times, no random values), so Snakemake's params trigger re-runs a job only when it must.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import config
+from .errors import ConfigError
+from .hashing import sha256_bytes
+from .provenance import canonical, stage_code_hash
+
+OVERRIDABLE = {"profile", "datasets"}  # what `snakemake --config` may change
+
+
+def load(snakemake_config: dict[str, Any], path: str = config.DEFAULT_PARAMS) -> dict[str, Any]:
+    """params.yaml, validated, with the only overrides the CLI will also see applied."""
+    params = config.load_params(path)
+    changed = sorted(k for k in snakemake_config if snakemake_config[k] != params.get(k))
+    bad = [k for k in changed if k not in OVERRIDABLE]
+    if bad:
+        raise ConfigError([f"{k}: cannot be overridden with --config (edit params.yaml); only "
+                           f"{', '.join(sorted(OVERRIDABLE))} can" for k in bad])
+    merged = {**params, **{k: snakemake_config[k] for k in changed}}
+    config.validate_params(merged, "params.yaml with --config overrides")
+    return merged
+
+
+def _key(stage: str, payload: Any) -> str:
+    return sha256_bytes(canonical({"stage": stage, "payload": payload, "code": stage_code_hash(stage)}).encode())[:16]
+
+
+def data_key(params: dict[str, Any], stage: str, dataset: str) -> str:
+    return _key(stage, config.dataset_config(params, dataset))
+
+
+def job_key(params: dict[str, Any], stage: str, dataset: str, model: str, seed: int | str) -> str:
+    return _key(stage, config.job_config(params, dataset, model, int(seed), params["profile"]))
+
+
+def run_targets(params: dict[str, Any], filename: str, dataset: str | None = None) -> list[str]:
+    return [f"results/runs/{d}/{m}/seed-{s}/{filename}"
+            for d, m, s in config.grid(params) if dataset is None or d == dataset]

@@ -1,0 +1,1 @@
+"""Recommenders: DAVE and its variants (Section 3), the baselines, and the popularity floor."""

@@ -1,0 +1,70 @@
+"""The interface every recommender implements, so one training loop and one evaluator serve all.
+
+A model owns its optimisers (adversarial models update several parameter groups per step) and
+its batching (pair-based models iterate (user, item, label) pairs, user-based models iterate
+user rows). Scoring goes through :meth:`Recommender.score_candidates` and
+:meth:`Recommender.score_all`, which read the interaction vectors given to
+:meth:`Recommender.set_inputs`; the noise study swaps in corrupted vectors there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from .nets import CSRStore
+
+
+class Recommender(nn.Module):
+    family: str = ""
+    iterative: bool = True  # False: fitted in one pass (no epochs)
+
+    def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
+        super().__init__()
+        self.n_users, self.n_items, self.params = n_users, n_items, params
+        self.user_rows: CSRStore | None = None
+        self.item_rows: CSRStore | None = None
+
+    # -- data --------------------------------------------------------------------------------
+    def set_inputs(self, train: sp.csr_matrix, device: torch.device | None = None) -> None:
+        """The interaction vectors the model reads: users' rows and items' columns of ``train``."""
+        device = device or self.device
+        self.user_rows = CSRStore.from_scipy(train, device)
+        self.item_rows = CSRStore.from_scipy(train.T.tocsr(), device)
+
+    @property
+    def device(self) -> torch.device:
+        for t in (*self.parameters(), *self.buffers()):
+            return t.device
+        return torch.device("cpu")
+
+    # -- training ----------------------------------------------------------------------------
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {}
+
+    def batches(self, train: sp.csr_matrix, epoch_rng: np.random.Generator,
+                max_pairs: int | None) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def train_step(self, batch: Any, generator: torch.Generator) -> dict[str, float]:
+        raise NotImplementedError
+
+    def fit(self, train: sp.csr_matrix) -> None:
+        """One-pass models (``iterative = False``) fit here."""
+
+    # -- scoring -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def score_candidates(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of ``items`` (U × C) for ``users`` (U,)."""
+        scores = self.score_all(users)
+        return torch.gather(scores, 1, items)
+
+    @torch.no_grad()
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores of every item (U × M) for ``users``."""
+        raise NotImplementedError

@@ -1,0 +1,337 @@
+"""DAVE (Section 3) and its two variants, as one model with two switches.
+
+* ``regularizer``: ``adversarial`` — discriminators D_u, D_v tell prior samples from encoder
+  samples (Eq. 10, 13) and the encoders maximise the logit D(x) in place of −KL (Eq. 11, 14);
+  ``kl`` — the analytic Gaussian KL of Eq. 4 (DAVE-adv).
+* ``stochastic``: ``x = μ + σ ⊙ ε`` (the reparameterisation of §3.2.1); ``false`` gives the
+  point embedding ``x = μ`` of an adversarial auto-encoder (DAVE+aae).
+
+Per step (Algorithm 1): the encoders run once on the batch's distinct users and items (sparse
+rows); the discriminators are updated first (RMSprop) on prior samples (real) against the
+batch's encoder samples (fake); then, with D fixed, encoders, decoders and F are updated jointly
+(Adam) on Eq. 1: reconstruction NLL + regulariser + the BCE of F (Eq. 16).
+
+Exactness of the fast path (tested against a dense per-pair reference): the reference computes
+each pair's user and item VAE terms. A user who appears in c pairs of the batch is encoded and
+decoded once here and its reconstruction term weighted by c: the same objective, and with the
+noise fixed the same loss and gradients; with fresh noise, equal in expectation. F and D still
+see one independent sample per pair, exactly as in the reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..training.sampling import PairBatch, pair_batches
+from .base import Recommender
+from .nets import ACTIVATIONS, SparseLinear, SparseRows, mlp
+
+
+@dataclass
+class BatchState:
+    """The encoded batch shared by the discriminator step and the joint step."""
+
+    batch: PairBatch
+    urows: SparseRows
+    vrows: SparseRows
+    u_inv: torch.Tensor
+    v_inv: torch.Tensor
+    u_count: torch.Tensor
+    v_count: torch.Tensor
+    mu_u: torch.Tensor
+    lv_u: torch.Tensor | None
+    mu_v: torch.Tensor
+    lv_v: torch.Tensor | None
+    x_pair: torch.Tensor
+    y_pair: torch.Tensor
+
+
+class VAE(nn.Module):
+    """One side of DAVE: inference network Q (sparse row → μ, log σ²) and decoder G."""
+
+    def __init__(self, dim: int, d: int, enc_hidden: list[int], dec_hidden: list[int],
+                 activation: str, stochastic: bool) -> None:
+        super().__init__()
+        self.dim, self.d, self.stochastic = dim, d, stochastic
+        out = 2 * d if stochastic else d
+        widths = [*enc_hidden, out]
+        self.enc_in = SparseLinear(dim, widths[0])
+        self.enc_rest = mlp(widths, activation) if len(widths) > 1 else nn.Identity()
+        self.enc_act = ACTIVATIONS[activation]() if len(widths) > 1 else nn.Identity()
+        self.decoder = mlp([d, *dec_hidden], activation, final_activation=True) if dec_hidden else nn.Identity()
+        self.dec_out = nn.Linear(dec_hidden[-1] if dec_hidden else d, dim)
+
+    def encode(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h = self.enc_rest(self.enc_act(self.enc_in(rows)))
+        if self.stochastic:
+            mu, logvar = h.chunk(2, dim=-1)
+            return mu, logvar
+        return h, None
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dec_out(self.decoder(x))
+
+    def reconstruction_nll(self, x: torch.Tensor, rows: SparseRows, weight: torch.Tensor,
+                           autocast: bool = False, mean: bool = False) -> torch.Tensor:
+        """Σ_r weight_r · −log g(row_r | x_r), Bernoulli over all ``dim`` entries of each row.
+
+        −log g = Σ_j softplus(z_j) − Σ_{j observed} z_j, so only the observed entries are read
+        from the sparse row.
+        """
+        if autocast:
+            with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                z = self.logits(x)
+            z = z.float()
+        else:
+            z = self.logits(x)
+        all_terms = (F.softplus(z).sum(dim=1) * weight).sum()
+        observed = (z[rows.row_ids, rows.indices] * weight[rows.row_ids]).sum()
+        nll = all_terms - observed
+        return nll / self.dim if mean else nll
+
+
+class Discriminator(nn.Module):
+    """D(x) (DAVE §4.1.4: two hidden layers of 50 and 100, ReLU), or D(x, u) (AVB reading)."""
+
+    def __init__(self, d: int, hidden: list[int], input_dim: int | None) -> None:
+        super().__init__()
+        widths = [d, *hidden, 1]
+        self.first = nn.Linear(d, widths[1])
+        self.input_proj = SparseLinear(input_dim, widths[1]) if input_dim else None
+        self.rest = nn.Sequential(nn.ReLU(), *(mlp(widths[1:], "relu") if len(widths) > 2 else []))
+
+    def input_features(self, rows: SparseRows) -> torch.Tensor | None:
+        return self.input_proj(rows) if self.input_proj is not None else None
+
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.first(x)
+        if features is not None:
+            h = h + features
+        return self.rest(h).squeeze(-1)
+
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, σ²) ‖ N(0, I)) per row (Eq. 4's regulariser, in closed form)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=-1)
+
+
+def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """−(Eq. 10): prior samples are real (label 1), encoder samples fake (label 0); batch mean."""
+    return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+            + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+
+
+class DAVE(Recommender):
+    family = "dave"
+
+    def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
+        super().__init__(n_users, n_items, params)
+        p = params
+        d = p["embedding_dim"]
+        self.adversarial = p["regularizer"] == "adversarial"
+        self.stochastic = p["stochastic"]
+        # A user's interaction vector has one entry per item; an item's, one per user.
+        self.user_vae = VAE(n_items, d, p["encoder_hidden"], p["decoder_hidden"], p["activation"], self.stochastic)
+        self.item_vae = VAE(n_users, d, p["encoder_hidden"], p["decoder_hidden"], p["activation"], self.stochastic)
+        self.predictor = mlp([d, *p["predictor_hidden"], 1], "relu")  # F (Eq. 15), logits
+        if self.adversarial:
+            with_input = p["discriminator_input"] == "embedding+input"
+            self.user_d = Discriminator(d, p["discriminator_hidden"], n_items if with_input else None)
+            self.item_d = Discriminator(d, p["discriminator_hidden"], n_users if with_input else None)
+        self._opts: dict[str, torch.optim.Optimizer] | None = None
+        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # -- parameters and optimisers -------------------------------------------------------
+    def generator_parameters(self) -> list[nn.Parameter]:
+        return [*self.user_vae.parameters(), *self.item_vae.parameters(), *self.predictor.parameters()]
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        return [*self.user_d.parameters(), *self.item_d.parameters()] if self.adversarial else []
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        if self._opts is None:
+            p = self.params
+            self._opts = {"joint": torch.optim.Adam(self.generator_parameters(), lr=p["lr"], fused=True,
+                                                    weight_decay=p["weight_decay"])}
+            if self.adversarial:
+                self._opts["discriminator"] = torch.optim.RMSprop(self.discriminator_parameters(), lr=p["d_lr"])
+        return self._opts
+
+    # -- training ------------------------------------------------------------------------
+    def batches(self, train: sp.csr_matrix, epoch_rng: np.random.Generator,
+                max_pairs: int | None) -> Iterator[PairBatch]:
+        return pair_batches(train, self.params["negative_ratio"], self.params["batch_size"],
+                            epoch_rng, max_pairs, self.device)
+
+    def _sample(self, mu: torch.Tensor, logvar: torch.Tensor | None, inverse: torch.Tensor | None,
+                generator: torch.Generator, noise: torch.Tensor | None) -> torch.Tensor:
+        """x = μ + σ ⊙ ε for each row of ``mu[inverse]`` (or of ``mu``)."""
+        m = mu if inverse is None else mu[inverse]
+        if not self.stochastic:
+            return m
+        lv = logvar if inverse is None else logvar[inverse]
+        eps = noise if noise is not None else torch.randn(m.shape, generator=generator, device=m.device)
+        return m + torch.exp(0.5 * lv) * eps
+
+    def encode_batch(self, batch: PairBatch, generator: torch.Generator,
+                     noise: dict[str, torch.Tensor] | None = None) -> BatchState:
+        """Step 4 of Algorithm 1: encode the batch's distinct users and items once."""
+        assert self.user_rows is not None and self.item_rows is not None, "call set_inputs first"
+        noise = noise or {}
+        u_ids, u_inv, u_count = _distinct(batch.users)
+        v_ids, v_inv, v_count = _distinct(batch.items)
+        urows, vrows = self.user_rows.rows(u_ids), self.item_rows.rows(v_ids)
+        mu_u, lv_u = self.user_vae.encode(urows)
+        mu_v, lv_v = self.item_vae.encode(vrows)
+        return BatchState(
+            batch=batch, urows=urows, vrows=vrows, u_inv=u_inv, v_inv=v_inv,
+            u_count=u_count, v_count=v_count, mu_u=mu_u, lv_u=lv_u, mu_v=mu_v, lv_v=lv_v,
+            x_pair=self._sample(mu_u, lv_u, u_inv, generator, noise.get("eps_user_pair")),
+            y_pair=self._sample(mu_v, lv_v, v_inv, generator, noise.get("eps_item_pair")),
+        )
+
+    def discriminator_objective(self, st: BatchState, generator: torch.Generator,
+                                noise: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """−(Eq. 10) − (Eq. 13): prior samples real, the batch's encoder samples fake."""
+        noise = noise or {}
+        fu, fv = self.user_d.input_features(st.urows), self.item_d.input_features(st.vrows)
+        fu = None if fu is None else fu.detach()[st.u_inv]
+        fv = None if fv is None else fv.detach()[st.v_inv]
+        prior_u = _noise(noise, "prior_user", st.x_pair, generator)
+        prior_v = _noise(noise, "prior_item", st.y_pair, generator)
+        return (discriminator_loss(self.user_d(prior_u, fu), self.user_d(st.x_pair.detach(), fu))
+                + discriminator_loss(self.item_d(prior_v, fv), self.item_d(st.y_pair.detach(), fv)))
+
+    def joint_objective(self, st: BatchState, generator: torch.Generator,
+                        noise: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Eq. 1 to minimise: reconstruction NLL + regulariser + BCE of F, per pair of the batch.
+
+        Each distinct user's (item's) reconstruction is computed once and weighted by how often
+        it occurs in the batch, which is the per-pair sum of the reference.
+        """
+        noise = noise or {}
+        p, w = self.params, self.params["loss_weights"]
+        n = st.batch.users.numel()
+        x_rec = self._sample(st.mu_u, st.lv_u, None, generator, noise.get("eps_user"))
+        y_rec = self._sample(st.mu_v, st.lv_v, None, generator, noise.get("eps_item"))
+        bf16, mean = p["precision"] == "bf16", p["reconstruction"] == "mean"
+        rec = (self.user_vae.reconstruction_nll(x_rec, st.urows, st.u_count, bf16, mean)
+               + self.item_vae.reconstruction_nll(y_rec, st.vrows, st.v_count, bf16, mean))
+        if self.adversarial:  # Eq. 11, 14: the logit D(x) stands in for −KL
+            fu, fv = self.user_d.input_features(st.urows), self.item_d.input_features(st.vrows)
+            reg = -(self.user_d(st.x_pair, None if fu is None else fu[st.u_inv]).sum()
+                    + self.item_d(st.y_pair, None if fv is None else fv[st.v_inv]).sum())
+        else:  # Eq. 4: analytic KL
+            reg = ((kl_to_standard_normal(st.mu_u, st.lv_u) * st.u_count).sum()
+                   + (kl_to_standard_normal(st.mu_v, st.lv_v) * st.v_count).sum())
+        logit = self.predictor(st.x_pair * st.y_pair).squeeze(-1)  # F(x_u ⊙ y_v), Eq. 15
+        pred = F.binary_cross_entropy_with_logits(logit, st.batch.labels, reduction="sum")  # −Eq. 16
+        loss = (w["reconstruction"] * rec + w["regularizer"] * reg + w["prediction"] * pred) / n
+        return loss, {"reconstruction": rec / n, "regularizer": reg / n, "prediction": pred / n}
+
+    def train_step(self, batch: PairBatch, generator: torch.Generator,
+                   noise: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+        """One iteration of Algorithm 1. ``noise`` fixes ε and the prior samples (for tests)."""
+        self._cache = None
+        opts = self.optimizers()
+        st = self.encode_batch(batch, generator, noise)
+        logs: dict[str, float] = {}
+        if self.adversarial:  # steps 5-8: D first, encoders fixed (their samples detached)
+            for _ in range(self.params["d_steps"]):
+                d_loss = self.discriminator_objective(st, generator, noise)
+                opts["discriminator"].zero_grad(set_to_none=True)
+                d_loss.backward()
+                opts["discriminator"].step()
+            logs["loss_discriminator"] = float(d_loss.detach())
+            for q in self.discriminator_parameters():  # step 9 leaves D untouched
+                q.requires_grad_(False)
+        try:
+            loss, parts = self.joint_objective(st, generator, noise)
+            opts["joint"].zero_grad(set_to_none=True)
+            loss.backward()
+            opts["joint"].step()
+        finally:
+            for q in self.discriminator_parameters():
+                q.requires_grad_(True)
+        logs["loss"] = float(loss.detach())
+        logs.update({f"loss_{k}": float(v.detach()) for k, v in parts.items()})
+        return logs
+
+    # -- scoring -------------------------------------------------------------------------
+    def set_inputs(self, train: sp.csr_matrix, device: torch.device | None = None) -> None:
+        super().set_inputs(train, device)
+        self._cache = None
+
+    @torch.no_grad()
+    def embed(self, side: str, ids: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        vae, store = (self.user_vae, self.user_rows) if side == "user" else (self.item_vae, self.item_rows)
+        assert store is not None
+        mu, logvar = vae.encode(store.rows(ids))
+        if self.params["eval_embedding"] == "sample" and self.stochastic:
+            return mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, device=mu.device)
+        return mu
+
+    @torch.no_grad()
+    def posterior(self, side: str, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(μ, σ) of the given users or items (for the t-SNE of Figures 3-4)."""
+        vae, store = (self.user_vae, self.user_rows) if side == "user" else (self.item_vae, self.item_rows)
+        assert store is not None
+        mu, logvar = vae.encode(store.rows(ids))
+        return mu, None if logvar is None else torch.exp(0.5 * logvar)
+
+    @torch.no_grad()
+    def _embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._cache is None:
+            dev = self.device
+            gen = torch.Generator(device=dev).manual_seed(0)
+            chunk = 4096
+            xs = [self.embed("user", torch.arange(s, min(s + chunk, self.n_users), device=dev), gen)
+                  for s in range(0, self.n_users, chunk)]
+            ys = [self.embed("item", torch.arange(s, min(s + chunk, self.n_items), device=dev), gen)
+                  for s in range(0, self.n_items, chunk)]
+            self._cache = (torch.cat(xs), torch.cat(ys))
+        return self._cache
+
+    def train(self, mode: bool = True) -> DAVE:
+        self._cache = None
+        return super().train(mode)
+
+    @torch.no_grad()
+    def score_candidates(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        x, y = self._embeddings()
+        return self.predictor(x[users].unsqueeze(1) * y[items]).squeeze(-1)
+
+    @torch.no_grad()
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        """F(x_u ⊙ y_v) for every item; the first layer as one product per user, (Y diag(x_u)) W₁ᵀ."""
+        x, y = self._embeddings()
+        first: nn.Linear = self.predictor[0]  # type: ignore[assignment]
+        step = max(1, (1 << 24) // (self.n_items * first.out_features))  # bound U × M × h
+        parts = []
+        for s in range(0, users.numel(), step):
+            a = x[users[s:s + step]].unsqueeze(-1) * first.weight.t().unsqueeze(0)  # U × d × h
+            h = torch.matmul(y.unsqueeze(0), a) + first.bias  # U × M × h
+            parts.append(self.predictor[1:](h).squeeze(-1))
+        return torch.cat(parts)
+
+
+def _noise(noise: dict[str, torch.Tensor], key: str, like: torch.Tensor,
+           generator: torch.Generator) -> torch.Tensor:
+    if key in noise:
+        return noise[key]
+    return torch.randn(like.shape, generator=generator, device=like.device)
+
+
+def _distinct(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Distinct ids, the index of each entry among them, and how often each occurs (as float)."""
+    uniq, inverse = torch.unique(ids, return_inverse=True)
+    counts = torch.bincount(inverse, minlength=uniq.numel()).to(torch.float32)
+    return uniq, inverse, counts

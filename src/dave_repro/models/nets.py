@@ -1,0 +1,91 @@
+"""Building blocks: sparse-input linear layers and plain MLPs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+
+
+class SparseRows:
+    """A batch of binary rows in CSR form: ``indices`` (flat column ids) and ``offsets``.
+
+    Models read interaction vectors this way so that a user's row (length M) or an item's column
+    (length N) is never materialised densely.
+    """
+
+    __slots__ = ("indices", "offsets", "n_rows", "width", "_row_ids")
+
+    def __init__(self, indices: torch.Tensor, offsets: torch.Tensor, n_rows: int, width: int,
+                 row_ids: torch.Tensor | None = None) -> None:
+        self.indices, self.offsets, self.n_rows, self.width = indices, offsets, n_rows, width
+        self._row_ids = row_ids
+
+    @property
+    def row_ids(self) -> torch.Tensor:
+        """For every stored entry, the row it belongs to."""
+        if self._row_ids is None:
+            lengths = torch.diff(torch.cat([self.offsets, self.offsets.new_tensor([self.indices.numel()])]))
+            self._row_ids = torch.repeat_interleave(torch.arange(self.n_rows, device=self.indices.device), lengths)
+        return self._row_ids
+
+    def to_dense(self) -> torch.Tensor:
+        dense = torch.zeros(self.n_rows, self.width, device=self.indices.device)
+        dense[self.row_ids, self.indices] = 1.0
+        return dense
+
+
+class CSRStore:
+    """A CSR matrix on the training device, from which batches of rows are gathered."""
+
+    def __init__(self, indptr: torch.Tensor, indices: torch.Tensor, width: int) -> None:
+        self.indptr, self.indices, self.width = indptr, indices, width
+
+    @classmethod
+    def from_scipy(cls, m, device: torch.device | str = "cpu") -> CSRStore:  # noqa: ANN001
+        return cls(torch.as_tensor(m.indptr, dtype=torch.long, device=device),
+                   torch.as_tensor(m.indices, dtype=torch.long, device=device), m.shape[1])
+
+    @property
+    def n_rows(self) -> int:
+        return self.indptr.numel() - 1
+
+    def rows(self, ids: torch.Tensor) -> SparseRows:
+        starts = self.indptr[ids]
+        lengths = self.indptr[ids + 1] - starts
+        offsets = torch.cumsum(lengths, 0) - lengths
+        total = int(lengths.sum())
+        # position of each gathered entry inside the flat index array
+        row_of = torch.repeat_interleave(torch.arange(ids.numel(), device=ids.device), lengths, output_size=total)
+        pos = starts[row_of] + (torch.arange(total, device=ids.device) - offsets[row_of])
+        return SparseRows(self.indices[pos], offsets, ids.numel(), self.width, row_of)
+
+
+class SparseLinear(nn.Module):
+    """``x @ W + b`` for binary sparse ``x`` (an embedding bag): the cost scales with nnz."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+        bound = 1.0 / math.sqrt(in_features)  # nn.Linear's default initialisation
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, rows: SparseRows) -> torch.Tensor:
+        out = F.embedding_bag(rows.indices, self.weight, rows.offsets, mode="sum")
+        return out + self.bias
+
+
+def mlp(sizes: Sequence[int], activation: str, final_activation: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2 or final_activation:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)

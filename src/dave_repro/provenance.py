@@ -1,0 +1,190 @@
+"""Content-addressed stage runs: fingerprints, manifests, and the environment that made them.
+
+Every stage, whichever engine started it, goes through :class:`StageRun`. Its *fingerprint* is
+the sha256 of the stage name, the parameters it uses (only those), the sha256 of every input file
+and the hash of the source modules it runs. After the outputs are written (atomically), a
+manifest next to them records the fingerprint, each input's and output's sha256, the parameters,
+the git commit (and whether the tree was dirty) and the environment. A later call with the same
+fingerprint whose outputs still hash as recorded does no work: caching is by content, never by
+file times, so it holds after ``dvc checkout`` and on another machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any
+
+from . import __version__, atomic
+from .hashing import sha256_bytes, sha256_file
+
+log = logging.getLogger(__name__)
+PACKAGE_DIR = Path(__file__).resolve().parent
+MANIFEST_VERSION = 1
+
+# The source each stage runs, relative to the package: a change here re-runs the stage.
+STAGE_CODE: dict[str, tuple[str, ...]] = {
+    "download": ("data/fetch.py", "data/registry.py", "hashing.py", "atomic.py"),
+    "preprocess": ("data/preprocess.py", "data/readers.py", "data/registry.py", "atomic.py"),
+    "split": ("data/split.py", "data/preprocess.py", "atomic.py"),
+    "train": ("models", "training", "data/dataset.py", "evaluation/ranking.py", "evaluation/metrics.py"),
+    "evaluate": ("models", "evaluation", "data/dataset.py", "training/checkpoint.py"),
+    "report": ("reports",),
+}
+
+
+@cache
+def code_hash(parts: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    files: list[Path] = []
+    for part in parts:
+        p = PACKAGE_DIR / part
+        files.extend(sorted(p.rglob("*.py")) if p.is_dir() else [p])
+    for f in sorted(set(files)):
+        h.update(f.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0")
+        h.update(f.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def stage_code_hash(stage: str) -> str:
+    return code_hash(STAGE_CODE[stage])
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _rel(p: str | os.PathLike[str]) -> str:
+    p = Path(p)
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return p.as_posix()
+
+
+@lru_cache(maxsize=1)
+def git_state() -> dict[str, Any]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=30, check=True).stdout
+        return {"commit": commit, "dirty": bool(status.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+@lru_cache(maxsize=1)
+def lock_hash() -> str | None:
+    for candidate in (Path("requirements.lock"), PACKAGE_DIR.parents[1] / "requirements.lock"):
+        if candidate.is_file():
+            return sha256_file(candidate)
+    return None
+
+
+def environment(device: str | None = None) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "dave_repro": __version__,
+        "requirements_lock_sha256": lock_hash(),
+    }
+    if "torch" in sys.modules:  # only report torch where the stage used it
+        import torch
+
+        env["torch"] = torch.__version__
+        env["cuda"] = torch.version.cuda
+        env["cuda_available"] = torch.cuda.is_available()
+        if device is not None:
+            env["device"] = device
+            if device.startswith("cuda") and torch.cuda.is_available():
+                env["device_name"] = torch.cuda.get_device_name(torch.device(device))
+    return env
+
+
+class StageRun:
+    """One execution of a stage on given inputs and parameters."""
+
+    def __init__(
+        self,
+        stage: str,
+        manifest: str | os.PathLike[str],
+        *,
+        inputs: Iterable[str | os.PathLike[str]],
+        outputs: Iterable[str | os.PathLike[str]] | None,
+        params: dict[str, Any],
+        code: str | None = None,
+    ) -> None:
+        self.stage = stage
+        self.manifest_path = Path(manifest)
+        self.inputs = [Path(p) for p in inputs]
+        # None: the outputs are only known after the run (e.g. the files of a download form).
+        self.outputs = None if outputs is None else [Path(p) for p in outputs]
+        self.params = params
+        self.code = code if code is not None else stage_code_hash(stage)
+        missing = [str(p) for p in self.inputs if not p.is_file()]
+        if missing:
+            from .errors import DaveError
+
+            raise DaveError(f"{stage}: missing input file(s): {', '.join(missing)} "
+                            "(run the upstream stage first)")
+        self.input_hashes = {_rel(p): sha256_file(p) for p in self.inputs}
+        self.fingerprint = sha256_bytes(canonical({
+            "stage": stage, "params": params, "inputs": self.input_hashes, "code": self.code,
+        }).encode())
+
+    def recorded(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def up_to_date(self) -> bool:
+        """Same fingerprint, and every output still hashes to what was recorded."""
+        rec = self.recorded()
+        if not rec or rec.get("fingerprint") != self.fingerprint:
+            return False
+        outs = rec.get("outputs", {})
+        expected = [_rel(p) for p in self.outputs] if self.outputs is not None else list(outs)
+        for key in expected:
+            p = Path(key)
+            if key not in outs or not p.is_file() or sha256_file(p) != outs[key]:
+                return False
+        return True
+
+    def finish(
+        self,
+        extra: dict[str, Any] | None = None,
+        device: str | None = None,
+        outputs: Iterable[str | os.PathLike[str]] | None = None,
+    ) -> dict[str, Any]:
+        if outputs is not None:
+            self.outputs = [Path(p) for p in outputs]
+        if self.outputs is None:
+            raise ValueError("StageRun.finish needs the outputs")
+        manifest = {
+            "manifest_version": MANIFEST_VERSION,
+            "stage": self.stage,
+            "fingerprint": self.fingerprint,
+            "inputs": self.input_hashes,
+            "outputs": {_rel(p): sha256_file(p) for p in self.outputs},
+            "params": self.params,
+            "code_sha256": self.code,
+            "git": git_state(),
+            "environment": environment(device),
+            "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if extra:
+            manifest.update(extra)
+        atomic.write_json(self.manifest_path, manifest)
+        return manifest

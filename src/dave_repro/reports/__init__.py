@@ -1,0 +1,1 @@
+"""Tables, figures and the report, each beside the paper's own numbers."""

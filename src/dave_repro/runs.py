@@ -1,0 +1,139 @@
+"""The train and evaluate stages of one (dataset, model, seed) run, as the CLI executes them.
+
+Layout: ``results/runs/<dataset>/<model>/seed-<seed>/`` holds ``model.pt`` (best validation
+epoch), ``train.json``, ``metrics.json`` and ``ranks.parquet`` (one row per user: the rank of the
+test item among the 100 fixed candidates and among all items outside the training row), each
+stage with its manifest. Per-epoch curves go to ``results/curves/<dataset>/<model>/seed-<seed>/``
+(DVCLive format).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import atomic
+from .config import runtime_config
+from .errors import DataFormatError
+from .locks import artifact_lock
+from .provenance import StageRun
+
+log = logging.getLogger(__name__)
+
+RESULTS = Path("results")
+TRAIN_INPUTS = ("train_csr.npz", "valid.parquet", "negatives_valid.parquet")
+EVAL_INPUTS = ("train_csr.npz", "test.parquet", "negatives_test.parquet")
+
+
+def run_dir(dataset: str, model: str, seed: int, root: Path = RESULTS) -> Path:
+    return root / "runs" / dataset / model / f"seed-{seed}"
+
+
+def curves_dir(dataset: str, model: str, seed: int, root: Path = RESULTS) -> Path:
+    return root / "curves" / dataset / model / f"seed-{seed}"
+
+
+def data_dir(dataset: str) -> Path:
+    return Path("data") / "processed" / dataset
+
+
+def _train_params(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: job[k] for k in ("dataset", "model", "family", "seed", "profile", "model_params", "train")} | {
+        "ks": job["evaluation"]["ks"]}
+
+
+def train_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | None = None,
+                threads: int | None = None, force: bool = False) -> bool:
+    ds, model, seed = job["dataset"], job["model"], job["seed"]
+    rd = run_dir(ds, model, seed)
+    inputs = [data_dir(ds) / f for f in TRAIN_INPUTS]
+    outputs = [rd / "model.pt", rd / "train.json"]
+    with artifact_lock(f"runs/{ds}/{model}/seed-{seed}/train"):
+        run = StageRun("train", rd / "train.manifest.json", inputs=inputs, outputs=outputs,
+                       params=_train_params(job))
+        if not force and run.up_to_date():
+            log.info("train: up to date")
+            return False
+        import torch  # noqa: F401  (only now: validation and skips stay fast)
+
+        from .data.dataset import load_split
+        from .training.device import configure, resolve_device
+        from .training.trainer import train
+
+        rt = runtime_config(params)
+        configure(threads or rt["num_threads"])
+        dev = resolve_device(device or rt["device"])
+        split = load_split(data_dir(ds))
+        atomic.clean_stale_temporaries(rd)
+        log.info("training on %s (%d users, %d items)", dev, split.n_users, split.n_items)
+        _, result = train(job, split, rd, dev, run.fingerprint, curves_dir=curves_dir(ds, model, seed),
+                          progress=rt["progress"])
+        atomic.write_json(rd / "train.json", {
+            "best_epoch": result.best_epoch, "best_valid": result.best_value,
+            "select_metric": job["train"]["select_metric"], "epochs_run": result.epochs_run,
+            "train_seconds": round(result.train_seconds, 3), "device": str(dev),
+            "resumed_from_epoch": result.resumed_from, "history": result.history,
+        })
+        run.finish(extra={"dataset": ds, "model": model, "seed": seed}, device=str(dev))
+        (rd / "last.pt").unlink(missing_ok=True)  # training finished: the resume state is spent
+        log.info("trained: best %s %.4f at epoch %d, %.0fs", job["train"]["select_metric"],
+                 result.best_value, result.best_epoch, result.train_seconds)
+        return True
+
+
+def evaluate_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | None = None,
+                   threads: int | None = None, force: bool = False) -> bool:
+    ds, model, seed = job["dataset"], job["model"], job["seed"]
+    rd = run_dir(ds, model, seed)
+    inputs = [rd / "model.pt", rd / "train.json", *(data_dir(ds) / f for f in EVAL_INPUTS)]
+    outputs = [rd / "metrics.json", rd / "ranks.parquet"]
+    with artifact_lock(f"runs/{ds}/{model}/seed-{seed}/evaluate"):
+        run = StageRun("evaluate", rd / "evaluate.manifest.json", inputs=inputs, outputs=outputs,
+                       params={**_train_params(job), "evaluation": job["evaluation"]})
+        if not force and run.up_to_date():
+            log.info("evaluate: up to date")
+            return False
+        from .data.dataset import load_split
+        from .evaluation.evaluate import evaluate_model, load_trained
+        from .training.device import configure, resolve_device
+
+        rt = runtime_config(params)
+        configure(threads or rt["num_threads"])
+        dev = resolve_device(device or rt["device"])
+        split = load_split(data_dir(ds))
+        train_info = _read_json(rd / "train.json")
+        train_manifest = _read_json(rd / "train.manifest.json")
+        net = load_trained(job, split, rd / "model.pt", train_manifest["fingerprint"], dev)
+        result = evaluate_model(net, split, "test", job["evaluation"])
+        metrics = {
+            "dataset": ds, "model": model, "seed": seed, "profile": job["profile"],
+            "sampled": result["sampled"], "full": result.get("full", {}),
+            "best_epoch": train_info["best_epoch"], "train_seconds": train_info["train_seconds"],
+            "device": train_info["device"],
+        }
+        ranks = pd.DataFrame({"user": np.arange(split.n_users, dtype=np.int32),
+                              "rank_sampled": result["rank_sampled"].astype(np.int32)})
+        if "rank_full" in result:
+            ranks["rank_full"] = result["rank_full"].astype(np.int32)
+        with atomic.atomic_path(rd / "ranks.parquet") as tmp:
+            ranks.to_parquet(tmp, index=False)
+        atomic.write_json(rd / "metrics.json", metrics)
+        run.finish(extra={"dataset": ds, "model": model, "seed": seed}, device=str(dev))
+        s = result["sampled"]
+        log.info("test: HR@10 %.4f NDCG@10 %.4f (sampled)%s", s["hr@10"], s["ndcg@10"],
+                 f"; HR@10 {result['full']['hr@10']:.4f} (full)" if result.get("full") else "")
+        return True
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataFormatError(path, "file not found (train the model first)") from None
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, f"not valid JSON ({exc})") from None

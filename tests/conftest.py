@@ -1,0 +1,59 @@
+"""Shared fixtures: the real-data mirror (when present), generated data, small models."""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))  # the dense reference lives beside the benchmarks
+
+
+def _mirror() -> Path | None:
+    env = os.environ.get("DAVE_DATA_MIRROR")
+    candidates = [Path(env)] if env and not env.startswith("http") else []
+    candidates.append(REPO.parent / "shared" / "datasets")
+    return next((c.resolve() for c in candidates if (c / "ml-100k").is_dir()), None)
+
+
+MIRROR = _mirror()
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path | None:
+    """The project's real-data mirror, or None where this machine has none."""
+    return MIRROR
+
+
+@pytest.fixture(scope="session")
+def params() -> dict:
+    from dave_repro.config import load_params
+
+    return load_params(REPO / "params.yaml")
+
+
+@pytest.fixture()
+def fresh_params(params: dict) -> dict:
+    return copy.deepcopy(params)
+
+
+def random_train(n_users: int = 40, n_items: int = 30, density: float = 0.25, seed: int = 0) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((n_users, n_items)) < density).astype(np.float32)
+    dense[np.arange(n_users), rng.integers(0, n_items, n_users)] = 1.0  # nobody is empty
+    return sp.csr_matrix(dense)
+
+
+def small_dave_params(params: dict, model: str = "dave", **overrides) -> dict:
+    p = copy.deepcopy(params["models"][model])
+    p.pop("family")
+    p.update(embedding_dim=8, batch_size=16, negative_ratio=2, encoder_hidden=[12], decoder_hidden=[12],
+             discriminator_hidden=[6, 7], predictor_hidden=[5, 5])
+    p.update(overrides)
+    return p

@@ -1,0 +1,72 @@
+# Training and evaluation, one job per (dataset, model, seed) of the selected profile.
+
+wildcard_constraints:
+    model="[a-z0-9-]+",
+    seed=r"\d+",
+
+SPLIT = "data/processed/{dataset}/"
+RUN = "results/runs/{dataset}/{model}/seed-{seed}/"
+
+
+rule train:
+    input:
+        SPLIT + "train_csr.npz",
+        SPLIT + "valid.parquet",
+        SPLIT + "negatives_valid.parquet",
+    output:
+        update(RUN + "model.pt"),
+        update(RUN + "train.json"),
+        update(RUN + "train.manifest.json"),
+    params:
+        key=lambda w: engine.job_key(P, "train", w.dataset, w.model, w.seed),
+        profile=PROFILE,
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=720,
+        gpu=1,
+    log:
+        "logs/train/{dataset}/{model}/seed-{seed}.log",
+    shell:
+        "dave train {wildcards.dataset} {wildcards.model} {wildcards.seed} "
+        "--profile {params.profile} --threads {threads} 2> {log}"
+
+
+rule evaluate:
+    input:
+        RUN + "model.pt",
+        RUN + "train.json",
+        SPLIT + "train_csr.npz",
+        SPLIT + "test.parquet",
+        SPLIT + "negatives_test.parquet",
+    output:
+        update(RUN + "metrics.json"),
+        update(RUN + "ranks.parquet"),
+        update(RUN + "evaluate.manifest.json"),
+    params:
+        key=lambda w: engine.job_key(P, "evaluate", w.dataset, w.model, w.seed),
+        profile=PROFILE,
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    log:
+        "logs/evaluate/{dataset}/{model}/seed-{seed}.log",
+    shell:
+        "dave evaluate {wildcards.dataset} {wildcards.model} {wildcards.seed} "
+        "--profile {params.profile} --threads {threads} 2> {log}"
+
+
+rule dataset_metrics:
+    """All runs of one dataset in one small file (what `dvc metrics diff` compares)."""
+    input:
+        lambda w: engine.run_targets(P, "metrics.json", w.dataset),
+    output:
+        "results/metrics/{dataset}.json",
+    params:
+        profile=PROFILE,
+        runs=lambda w: len(engine.run_targets(P, "metrics.json", w.dataset)),
+    log:
+        "logs/metrics/{dataset}.log",
+    shell:
+        "dave report metrics {wildcards.dataset} --profile {params.profile} 2> {log}"
