@@ -41,7 +41,6 @@ class FixedScores(Recommender):
 
 
 def _split(train: np.ndarray, test_item, negatives) -> Split:
-    n = train.shape[0]
     return Split(sp.csr_matrix(train), np.asarray(test_item), np.asarray(test_item),
                  np.asarray(negatives), np.asarray(negatives))
 
