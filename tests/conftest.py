@@ -57,3 +57,42 @@ def small_dave_params(params: dict, model: str = "dave", **overrides) -> dict:
              discriminator_hidden=[6, 7], predictor_hidden=[5, 5])
     p.update(overrides)
     return p
+
+
+def tiny_params(params: dict, checksums: dict, *, epochs: int = 3, models=None, seeds=None) -> dict:
+    """params.yaml for a tiny workspace: small networks, a few epochs, generated ml-100k."""
+    p = copy.deepcopy(params)
+    p["data"]["checksums"] = checksums
+    p["datasets"] = ["ml-100k"]
+    p["profile"] = "quick"
+    prof = p["profiles"]["quick"]
+    prof["models"] = models or ["dave", "dave-adv", "dave-aae", "itempop"]
+    prof["seeds"] = seeds or [0]
+    prof["train"].update(max_epochs=epochs, patience=epochs, max_train_pairs=None)
+    p["hparams"]["ml-100k"] = {"batch_size": 64, "negative_ratio": 2, "embedding_dim": 8}
+    for name in ("dave", "dave-adv", "dave-aae"):
+        p["models"][name].update(encoder_hidden=[16], decoder_hidden=[16], discriminator_hidden=[8, 8],
+                                 predictor_hidden=[8, 8], lr=3e-3, d_lr=1e-3)
+    p["train"]["progress"] = False
+    p["train"]["num_threads"] = 1
+    return p
+
+
+@pytest.fixture()
+def tiny_workspace(tmp_path, monkeypatch, params):
+    """A workspace with generated ml-100k-format data built, and a tiny params.yaml."""
+    import yaml
+
+    from dave_repro import config
+    from dave_repro.data import stages, synthetic
+
+    monkeypatch.chdir(tmp_path)
+    checksums = synthetic.write_mirror(tmp_path / "mirror", "ml-100k", n_users=120, n_items=300)
+    monkeypatch.setenv("DAVE_DATA_MIRROR", str(tmp_path / "mirror"))
+    p = tiny_params(params, checksums)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    cfg = config.dataset_config(p, "ml-100k")
+    stages.run_download(cfg)
+    stages.run_preprocess(cfg)
+    stages.run_split(cfg)
+    return tmp_path

@@ -7,6 +7,7 @@ times, no random values), so Snakemake's params trigger re-runs a job only when 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from . import config
@@ -40,6 +41,25 @@ def data_key(params: dict[str, Any], stage: str, dataset: str) -> str:
 
 def job_key(params: dict[str, Any], stage: str, dataset: str, model: str, seed: int | str) -> str:
     return _key(stage, config.job_config(params, dataset, model, int(seed), params["profile"]))
+
+
+KEYS = ".dave/keys"
+
+
+def key_file(stage: str, key: str, *parts: str) -> str:
+    """An empty file named by a job's key, used as one of the job's inputs.
+
+    It is created (once) when the Snakefile is parsed, so a new key — changed parameters or
+    code — is an input newer than the job's outputs and re-runs exactly that job, also where
+    Snakemake has no metadata of earlier runs (after `dvc checkout`, on a fresh clone, or for
+    outputs DVC made). An unchanged key is an old file and triggers nothing. The job itself
+    still checks its inputs by content before doing any work.
+    """
+    path = Path(KEYS, stage, *parts, f"{key}.key")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    return path.as_posix()
 
 
 def run_targets(params: dict[str, Any], filename: str, dataset: str | None = None) -> list[str]:

@@ -4,11 +4,15 @@ wildcard_constraints:
     dataset="|".join(["ml-100k", "ml-1m", "yelp", "digital-music", "pinterest"]),
 
 
+def data_key(stage):
+    return lambda w: engine.key_file(stage, engine.data_key(P, stage, w.dataset), w.dataset)
+
+
 rule download:
+    input:
+        data_key("download"),
     output:
         update("data/raw/{dataset}/manifest.json"),
-    params:
-        key=lambda w: engine.data_key(P, "download", w.dataset),
     log:
         "logs/download/{dataset}.log",
     resources:
@@ -20,6 +24,7 @@ rule download:
 
 rule preprocess:
     input:
+        data_key("preprocess"),
         "data/raw/{dataset}/manifest.json",
     output:
         update("data/processed/{dataset}/interactions.parquet"),
@@ -27,8 +32,6 @@ rule preprocess:
         update("data/processed/{dataset}/item_map.parquet"),
         update("data/processed/{dataset}/stats.json"),
         update("data/processed/{dataset}/preprocess.manifest.json"),
-    params:
-        key=lambda w: engine.data_key(P, "preprocess", w.dataset),
     log:
         "logs/preprocess/{dataset}.log",
     resources:
@@ -40,6 +43,7 @@ rule preprocess:
 
 rule split:
     input:
+        data_key("split"),
         "data/processed/{dataset}/interactions.parquet",
         "data/processed/{dataset}/stats.json",
     output:
@@ -51,8 +55,6 @@ rule split:
         update("data/processed/{dataset}/train_csr.npz"),
         update("data/processed/{dataset}/split.json"),
         update("data/processed/{dataset}/split.manifest.json"),
-    params:
-        key=lambda w: engine.data_key(P, "split", w.dataset),
     log:
         "logs/split/{dataset}.log",
     resources:

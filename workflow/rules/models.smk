@@ -8,8 +8,14 @@ SPLIT = "data/processed/{dataset}/"
 RUN = "results/runs/{dataset}/{model}/seed-{seed}/"
 
 
+def job_key(stage):
+    return lambda w: engine.key_file(stage, engine.job_key(P, stage, w.dataset, w.model, w.seed),
+                                     w.dataset, w.model, f"seed-{w.seed}")
+
+
 rule train:
     input:
+        job_key("train"),
         SPLIT + "train_csr.npz",
         SPLIT + "valid.parquet",
         SPLIT + "negatives_valid.parquet",
@@ -18,7 +24,6 @@ rule train:
         update(RUN + "train.json"),
         update(RUN + "train.manifest.json"),
     params:
-        key=lambda w: engine.job_key(P, "train", w.dataset, w.model, w.seed),
         profile=PROFILE,
     threads: 2
     resources:
@@ -34,6 +39,7 @@ rule train:
 
 rule evaluate:
     input:
+        job_key("evaluate"),
         RUN + "model.pt",
         RUN + "train.json",
         SPLIT + "train_csr.npz",
@@ -44,7 +50,6 @@ rule evaluate:
         update(RUN + "ranks.parquet"),
         update(RUN + "evaluate.manifest.json"),
     params:
-        key=lambda w: engine.job_key(P, "evaluate", w.dataset, w.model, w.seed),
         profile=PROFILE,
     threads: 2
     resources:

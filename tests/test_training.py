@@ -1,0 +1,153 @@
+"""Training: determinism, resume after SIGTERM/SIGKILL, non-finite losses, foreign checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from dave_repro import config
+from dave_repro.errors import CheckpointError, TrainingError
+from dave_repro.runs import evaluate_stage, run_dir, train_stage
+from dave_repro.training import checkpoint
+
+
+def _load(ws: Path) -> dict:
+    return config.load_params(ws / "params.yaml")
+
+
+def _run(ws: Path, model: str = "dave", seed: int = 0, force: bool = False) -> dict:
+    p = _load(ws)
+    job = config.job_config(p, "ml-100k", model, seed)
+    train_stage(job, p, force=force)
+    evaluate_stage(job, p, force=force)
+    return json.loads((run_dir("ml-100k", model, seed) / "metrics.json").read_text())
+
+
+def test_same_seed_same_machine_identical_metrics(tiny_workspace):
+    first = _run(tiny_workspace)
+    second = _run(tiny_workspace, force=True)
+    assert first["sampled"] == second["sampled"] and first["full"] == second["full"]
+    assert first["best_epoch"] == second["best_epoch"]
+    ranks = run_dir("ml-100k", "dave", 0) / "ranks.parquet"
+    import pandas as pd
+
+    r = pd.read_parquet(ranks)
+    assert list(r.columns) == ["user", "rank_sampled", "rank_full"]
+    assert r["rank_sampled"].between(1, 100).all() and (r["rank_full"] >= 1).all()
+    assert set(first) >= {"profile", "sampled", "full", "best_epoch", "train_seconds", "device"}
+
+
+def test_rerun_with_nothing_changed_does_no_work(tiny_workspace):
+    _run(tiny_workspace, "dave-adv")
+    p = _load(tiny_workspace)
+    job = config.job_config(p, "ml-100k", "dave-adv", 0)
+    assert train_stage(job, p) is False and evaluate_stage(job, p) is False
+
+
+def test_changed_parameter_retrains(tiny_workspace):
+    _run(tiny_workspace, "dave-aae")
+    p = _load(tiny_workspace)
+    p["models"]["dave-aae"]["lr"] = 1e-3
+    job = config.job_config(p, "ml-100k", "dave-aae", 0)
+    assert train_stage(job, p) is True
+
+
+def _cli(ws: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "DAVE_PARAMS": str(ws / "params.yaml"), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "dave_repro.cli", *args], cwd=ws, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_training_resumes_to_the_same_result(tiny_workspace, sig):
+    p = _load(tiny_workspace)
+    p["profiles"]["quick"]["train"].update(max_epochs=5, patience=5)
+    (tiny_workspace / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    reference = _run(tiny_workspace, "dave", 0)
+    rd = run_dir("ml-100k", "dave", 0)
+    for f in rd.iterdir():
+        f.unlink()
+    proc = _cli(tiny_workspace, "train", "ml-100k", "dave", "0")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (rd / "last.pt").exists():
+            try:
+                if torch.load(rd / "last.pt", weights_only=True)["epoch"] >= 1:
+                    break
+            except Exception:  # being replaced right now
+                pass
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0, "the run finished before it could be interrupted"
+    assert not (rd / "train.json").exists()
+    resumed = _run(tiny_workspace, "dave", 0)  # also removes any temporary the kill left
+    assert json.loads((rd / "train.json").read_text())["resumed_from_epoch"] >= 1
+    assert resumed["sampled"] == reference["sampled"] and resumed["full"] == reference["full"]
+    assert resumed["best_epoch"] == reference["best_epoch"]
+    assert not list(rd.glob(".tmp-*"))
+
+
+def test_non_finite_loss_stops_with_epoch_step_and_term(tiny_workspace, monkeypatch):
+    import scipy.sparse as sp
+
+    from dave_repro.models.dave import DAVE
+
+    nnz = sp.load_npz(tiny_workspace / "data/processed/ml-100k/train_csr.npz").nnz
+    steps_per_epoch = -(-nnz * 3 // 64)  # ratio 2 (+1 positive), batch 64
+    calls = {"n": 0}
+    original = DAVE.joint_objective
+
+    def poisoned(self, st, gen, noise=None):
+        loss, parts = original(self, st, gen, noise)
+        calls["n"] += 1
+        if calls["n"] > steps_per_epoch + 5:  # in the second epoch
+            parts["prediction"] = parts["prediction"] * float("nan")
+            loss = loss * float("nan")
+        return loss, parts
+
+    monkeypatch.setattr(DAVE, "joint_objective", poisoned)
+    p = _load(tiny_workspace)
+    job = config.job_config(p, "ml-100k", "dave", 0)
+    with pytest.raises(TrainingError, match=r"epoch 1, step 5: loss term loss\w* is nan") as exc:
+        train_stage(job, p)
+    rd = run_dir("ml-100k", "dave", 0)
+    assert "Last good checkpoint" in str(exc.value)
+    assert (rd / "last.pt").exists() and not (rd / "train.json").exists()
+
+
+def test_checkpoint_from_another_configuration_is_refused(tiny_workspace, caplog):
+    _run(tiny_workspace, "dave", 0)
+    rd = run_dir("ml-100k", "dave", 0)
+    state = checkpoint.load(rd / "model.pt")
+    with pytest.raises(CheckpointError, match="another configuration"):
+        checkpoint.load(rd / "model.pt", fingerprint="0" * 64)
+    # a stale resume state from another configuration is not continued
+    checkpoint.save(rd / "last.pt", {**state, "fingerprint": "f" * 64, "epoch": 1, "optimizers": {},
+                                     "history": [], "best": None, "train_seconds": 0.0})
+    p = _load(tiny_workspace)
+    p["models"]["dave"]["lr"] = 2e-3
+    with caplog.at_level("WARNING"):
+        train_stage(config.job_config(p, "ml-100k", "dave", 0), p)
+    assert "another configuration" in caplog.text and "refused" in caplog.text
+
+
+def test_checkpoints_load_without_executing_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"fingerprint": "x", "model": Evil()}, path)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        checkpoint.load(path)
+    assert not (tmp_path / "pwned").exists()
