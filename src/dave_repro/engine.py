@@ -31,8 +31,9 @@ def load(snakemake_config: dict[str, Any], path: str = config.DEFAULT_PARAMS) ->
     return merged
 
 
-def _key(stage: str, payload: Any) -> str:
-    return sha256_bytes(canonical({"stage": stage, "payload": payload, "code": stage_code_hash(stage)}).encode())[:16]
+def _key(stage: str, payload: Any, family: str | None = None) -> str:
+    code = stage_code_hash(stage, family)
+    return sha256_bytes(canonical({"stage": stage, "payload": payload, "code": code}).encode())[:16]
 
 
 def data_key(params: dict[str, Any], stage: str, dataset: str) -> str:
@@ -40,7 +41,8 @@ def data_key(params: dict[str, Any], stage: str, dataset: str) -> str:
 
 
 def job_key(params: dict[str, Any], stage: str, dataset: str, model: str, seed: int | str) -> str:
-    return _key(stage, config.job_config(params, dataset, model, int(seed), params["profile"]))
+    job = config.job_config(params, dataset, model, int(seed), params["profile"])
+    return _key(stage, job, job["family"])
 
 
 KEYS = ".dave/keys"

@@ -31,15 +31,23 @@ log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
 MANIFEST_VERSION = 1
 
-# The source each stage runs, relative to the package: a change here re-runs the stage.
+# The source each stage runs, relative to the package: a change here re-runs the stage. Model
+# stages add the module of the model's own family (models/<family>.py), so adding or editing one
+# model never invalidates the runs of another.
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "download": ("data/fetch.py", "data/registry.py", "hashing.py", "atomic.py"),
     "preprocess": ("data/preprocess.py", "data/readers.py", "data/registry.py", "atomic.py"),
     "split": ("data/split.py", "data/preprocess.py", "atomic.py"),
-    "train": ("models", "training", "data/dataset.py", "evaluation/ranking.py", "evaluation/metrics.py"),
-    "evaluate": ("models", "evaluation", "data/dataset.py", "training/checkpoint.py"),
+    "train": ("models/base.py", "models/nets.py", "training", "data/dataset.py",
+              "evaluation/ranking.py", "evaluation/metrics.py"),
+    "evaluate": ("models/base.py", "models/nets.py", "evaluation", "data/dataset.py",
+                 "training/checkpoint.py"),
     "report": ("reports",),
 }
+
+
+def family_module(family: str) -> str:
+    return f"models/{family.replace('-', '_')}.py"
 
 
 @cache
@@ -56,8 +64,11 @@ def code_hash(parts: tuple[str, ...]) -> str:
     return h.hexdigest()
 
 
-def stage_code_hash(stage: str) -> str:
-    return code_hash(STAGE_CODE[stage])
+def stage_code_hash(stage: str, family: str | None = None) -> str:
+    parts = STAGE_CODE[stage]
+    if family is not None:
+        parts = (*parts, family_module(family))
+    return code_hash(parts)
 
 
 def canonical(obj: Any) -> str:
@@ -124,6 +135,7 @@ class StageRun:
         outputs: Iterable[str | os.PathLike[str]] | None,
         params: dict[str, Any],
         code: str | None = None,
+        family: str | None = None,
     ) -> None:
         self.stage = stage
         self.manifest_path = Path(manifest)
@@ -131,7 +143,7 @@ class StageRun:
         # None: the outputs are only known after the run (e.g. the files of a download form).
         self.outputs = None if outputs is None else [Path(p) for p in outputs]
         self.params = params
-        self.code = code if code is not None else stage_code_hash(stage)
+        self.code = code if code is not None else stage_code_hash(stage, family)
         missing = [str(p) for p in self.inputs if not p.is_file()]
         if missing:
             from .errors import DaveError

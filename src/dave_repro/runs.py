@@ -55,7 +55,7 @@ def train_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | No
     outputs = [rd / "model.pt", rd / "train.json"]
     with artifact_lock(f"runs/{ds}/{model}/seed-{seed}/train"):
         run = StageRun("train", rd / "train.manifest.json", inputs=inputs, outputs=outputs,
-                       params=_train_params(job))
+                       params=_train_params(job), family=job["family"])
         if not force and run.up_to_date():
             log.info("train: up to date")
             return False
@@ -94,7 +94,7 @@ def evaluate_stage(job: dict[str, Any], params: dict[str, Any], *, device: str |
     outputs = [rd / "metrics.json", rd / "ranks.parquet"]
     with artifact_lock(f"runs/{ds}/{model}/seed-{seed}/evaluate"):
         run = StageRun("evaluate", rd / "evaluate.manifest.json", inputs=inputs, outputs=outputs,
-                       params={**_train_params(job), "evaluation": job["evaluation"]})
+                       params={**_train_params(job), "evaluation": job["evaluation"]}, family=job["family"])
         if not force and run.up_to_date():
             log.info("evaluate: up to date")
             return False

@@ -47,6 +47,9 @@ class Recommender(nn.Module):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {}
 
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook for schedules that depend on the epoch (pre-training phases, alternating updates)."""
+
     def batches(self, train: sp.csr_matrix, epoch_rng: np.random.Generator,
                 max_pairs: int | None) -> Iterator[Any]:
         raise NotImplementedError

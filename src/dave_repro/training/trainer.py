@@ -131,6 +131,7 @@ def train(
             break
         t_epoch = time.perf_counter()
         rng, gen = epoch_generators(seed, epoch, device)
+        model.on_epoch_start(epoch)
         sums: dict[str, float] = {}
         steps = 0
         bar = _progress(model.batches(split.train, rng, sched["max_train_pairs"]), epoch, progress)
