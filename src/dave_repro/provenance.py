@@ -32,8 +32,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 MANIFEST_VERSION = 1
 
 # The source each stage runs, relative to the package: a change here re-runs the stage. Model
-# stages add the module of the model's own family (models/<family>.py), so adding or editing one
-# model never invalidates the runs of another.
+# stages add the modules of the model's own family (models/<family>.py, and for baselines the
+# helpers they share), so adding or editing one model never invalidates the runs of another.
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "download": ("data/fetch.py", "data/registry.py", "hashing.py", "atomic.py"),
     "preprocess": ("data/preprocess.py", "data/readers.py", "data/registry.py", "atomic.py"),
@@ -46,8 +46,15 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
 }
 
 
-def family_module(family: str) -> str:
-    return f"models/{family.replace('-', '_')}.py"
+OWN_FAMILIES = ("dave", "itempop")  # everything else is a baseline
+BASELINE_SHARED = "models/baseline_utils.py"
+
+
+def family_modules(family: str) -> tuple[str, ...]:
+    own = f"models/{family.replace('-', '_')}.py"
+    if family in OWN_FAMILIES or not (PACKAGE_DIR / BASELINE_SHARED).is_file():
+        return (own,)
+    return (own, BASELINE_SHARED)
 
 
 @cache
@@ -56,7 +63,7 @@ def code_hash(parts: tuple[str, ...]) -> str:
     files: list[Path] = []
     for part in parts:
         p = PACKAGE_DIR / part
-        files.extend(sorted(p.rglob("*.py")) if p.is_dir() else [p])
+        files.extend(sorted(p.rglob("*.py")) if p.is_dir() else [p] if p.is_file() else [])
     for f in sorted(set(files)):
         h.update(f.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0")
         h.update(f.read_bytes())
@@ -67,7 +74,7 @@ def code_hash(parts: tuple[str, ...]) -> str:
 def stage_code_hash(stage: str, family: str | None = None) -> str:
     parts = STAGE_CODE[stage]
     if family is not None:
-        parts = (*parts, family_module(family))
+        parts = (*parts, *family_modules(family))
     return code_hash(parts)
 
 

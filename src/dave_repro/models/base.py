@@ -31,11 +31,17 @@ class Recommender(nn.Module):
         self.item_rows: CSRStore | None = None
 
     # -- data --------------------------------------------------------------------------------
-    def set_inputs(self, train: sp.csr_matrix, device: torch.device | None = None) -> None:
-        """The interaction vectors the model reads: users' rows and items' columns of ``train``."""
+    def set_inputs(self, train: sp.csr_matrix, device: torch.device | None = None,
+                   item_vectors: sp.csr_matrix | None = None) -> None:
+        """The interaction vectors the model reads: users' rows and items' columns of ``train``.
+
+        ``item_vectors`` (items × users) replaces the items' columns; the noise study (P§4)
+        corrupts users' rows and items' columns independently this way.
+        """
         device = device or self.device
         self.user_rows = CSRStore.from_scipy(train, device)
-        self.item_rows = CSRStore.from_scipy(train.T.tocsr(), device)
+        cols = train.T.tocsr() if item_vectors is None else item_vectors.tocsr()
+        self.item_rows = CSRStore.from_scipy(cols, device)
 
     @property
     def device(self) -> torch.device:

@@ -266,8 +266,9 @@ class DAVE(Recommender):
         return logs
 
     # -- scoring -------------------------------------------------------------------------
-    def set_inputs(self, train: sp.csr_matrix, device: torch.device | None = None) -> None:
-        super().set_inputs(train, device)
+    def set_inputs(self, train: sp.csr_matrix, device: torch.device | None = None,
+                   item_vectors: sp.csr_matrix | None = None) -> None:
+        super().set_inputs(train, device, item_vectors)
         self._cache = None
 
     @torch.no_grad()
