@@ -80,13 +80,15 @@ class DenseReference:
         # log g(u | x_u) for every pair: Bernoulli over all M entries of the dense row
         rec_u = F.binary_cross_entropy_with_logits(m.user_vae.logits(x), U, reduction="none").sum(1)
         rec_v = F.binary_cross_entropy_with_logits(m.item_vae.logits(y), V, reduction="none").sum(1)
-        if p["reconstruction"] == "mean":
+        if p["reduction"] == "mean":
             rec_u, rec_v = rec_u / U.shape[1], rec_v / V.shape[1]
         rec = rec_u + rec_v
         if m.adversarial:
             reg = -(m.user_d(x, self._d_features(m.user_d, U)) + m.item_d(y, self._d_features(m.item_d, V)))
         else:
             reg = kl_to_standard_normal(mu_u, lv_u) + kl_to_standard_normal(mu_v, lv_v)
+            if p["reduction"] == "mean":
+                reg = reg / mu_u.shape[1]
         pred = F.binary_cross_entropy_with_logits(m.predictor(x * y).squeeze(-1), batch.labels, reduction="none")
         return (w["reconstruction"] * rec + w["regularizer"] * reg + w["prediction"] * pred).mean()
 

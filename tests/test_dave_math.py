@@ -60,7 +60,7 @@ def test_deterministic_variant_has_point_embeddings(params):
 
 def test_joint_objective_terms_by_hand(params):
     """Eq. 11/14 generator term, the Bernoulli reconstruction and the BCE of Eq. 16."""
-    m, train = _model(params, reconstruction="sum")
+    m, train = _model(params, reduction="sum")
     b = _batch()
     noise = {"eps_user_pair": torch.zeros(4, 8), "eps_item_pair": torch.zeros(4, 8),
              "eps_user": torch.zeros(3, 8), "eps_item": torch.zeros(3, 8)}
@@ -80,8 +80,8 @@ def test_joint_objective_terms_by_hand(params):
 
 
 def test_mean_reconstruction_divides_by_the_vector_length(params):
-    m_sum, _ = _model(params, reconstruction="sum")
-    m_mean, _ = _model(params, reconstruction="mean")
+    m_sum, _ = _model(params, reduction="sum")
+    m_mean, _ = _model(params, reduction="mean")
     noise = {k: torch.zeros(n, 8) for k, n in (("eps_user_pair", 4), ("eps_item_pair", 4), ("eps_user", 3), ("eps_item", 3))}
     st = m_sum.encode_batch(_batch(), torch.Generator(), noise)
     rows_u, rows_v = st.urows, st.vrows
@@ -89,6 +89,16 @@ def test_mean_reconstruction_divides_by_the_vector_length(params):
     mm = m_mean.user_vae.reconstruction_nll(st.mu_u, rows_u, st.u_count, mean=True)
     assert mm.item() == pytest.approx(s.item() / m_sum.n_items, rel=1e-6)
     assert rows_v.width == m_sum.n_users
+
+
+def test_mean_reduction_averages_the_kl_over_latent_dimensions(params):
+    noise = {k: torch.zeros(n, 8) for k, n in (("eps_user_pair", 4), ("eps_item_pair", 4), ("eps_user", 3), ("eps_item", 3))}
+    parts = {}
+    for red in ("sum", "mean"):
+        m, _ = _model(params, "dave-adv", reduction=red)
+        st = m.encode_batch(_batch(), torch.Generator(), noise)
+        parts[red] = m.joint_objective(st, torch.Generator(), noise)[1]["regularizer"].item()
+    assert parts["mean"] == pytest.approx(parts["sum"] / 8, rel=1e-6)
 
 
 def _snapshot(params_iter):

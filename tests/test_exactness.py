@@ -20,7 +20,7 @@ VARIANTS = {
     "dave-adv": {},
     "dave-aae": {},
     "dave-input-d": {"discriminator_input": "embedding+input"},
-    "dave-sum": {"reconstruction": "sum"},
+    "dave-sum": {"reduction": "sum"},
 }
 
 

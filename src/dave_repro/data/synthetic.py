@@ -18,16 +18,31 @@ def interactions(n_users: int, n_items: int, mean_per_user: float, min_per_user:
     rng = np.random.default_rng(seed)
     sigma = 1.0
     mu = np.log(max(mean_per_user - min_per_user, 1.0)) - sigma**2 / 2
-    counts = np.minimum(min_per_user + rng.lognormal(mu, sigma, n_users).astype(int), n_items // 2)
+    counts = np.minimum(min_per_user + rng.lognormal(mu, sigma, n_users).astype(np.int64), n_items // 2)
     pop = 1.0 / (rng.permutation(n_items) + 10.0) ** 0.8  # long-tailed item popularity
-    pop /= pop.sum()
-    users, items = [], []
-    for u, c in enumerate(counts):
-        chosen = rng.choice(n_items, size=c, replace=False, p=pop)
-        users.append(np.full(c, u))
-        items.append(chosen)
-    u = np.concatenate(users)
-    i = np.concatenate(items)
+    cdf = np.cumsum(pop / pop.sum())
+    have = np.zeros(n_users, dtype=np.int64)
+    pairs = np.empty(0, dtype=np.int64)
+    while True:  # draw, drop repeated (user, item) pairs, top up the users still short
+        need = counts - have
+        if not need.any():
+            break
+        u = np.repeat(np.arange(n_users), 2 * need + 2)  # oversample; the excess is trimmed below
+        i = np.minimum(np.searchsorted(cdf, rng.random(u.size)), n_items - 1)
+        pairs = np.sort(np.concatenate([pairs, u * n_items + i]))
+        pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]  # (np.unique's hash path is slow here)
+        have = np.bincount(pairs // n_items, minlength=n_users)
+        over = have > counts  # keep exactly `counts` per user
+        if over.any():
+            order = rng.permutation(pairs.size)
+            keep_rank = np.empty(pairs.size, dtype=np.int64)
+            pu = pairs[order] // n_items
+            srt = np.argsort(pu, kind="stable")
+            ranks = np.arange(pairs.size) - np.searchsorted(pu[srt], pu[srt])
+            keep_rank[order[srt]] = ranks
+            pairs = pairs[keep_rank < counts[pairs // n_items]]
+            have = np.bincount(pairs // n_items, minlength=n_users)
+    u, i = pairs // n_items, pairs % n_items
     ts = 880_000_000 + rng.integers(0, 10_000_000, u.size)
     return u, i, ts
 

@@ -222,7 +222,7 @@ class DAVE(Recommender):
         n = st.batch.users.numel()
         x_rec = self._sample(st.mu_u, st.lv_u, None, generator, noise.get("eps_user"))
         y_rec = self._sample(st.mu_v, st.lv_v, None, generator, noise.get("eps_item"))
-        bf16, mean = p["precision"] == "bf16", p["reconstruction"] == "mean"
+        bf16, mean = p["precision"] == "bf16", p["reduction"] == "mean"
         rec = (self.user_vae.reconstruction_nll(x_rec, st.urows, st.u_count, bf16, mean)
                + self.item_vae.reconstruction_nll(y_rec, st.vrows, st.v_count, bf16, mean))
         if self.adversarial:  # Eq. 11, 14: the logit D(x) stands in for −KL
@@ -232,6 +232,8 @@ class DAVE(Recommender):
         else:  # Eq. 4: analytic KL
             reg = ((kl_to_standard_normal(st.mu_u, st.lv_u) * st.u_count).sum()
                    + (kl_to_standard_normal(st.mu_v, st.lv_v) * st.v_count).sum())
+            if mean:  # averaged over the latent dimensions, like the reconstruction over entries
+                reg = reg / st.mu_u.shape[1]
         logit = self.predictor(st.x_pair * st.y_pair).squeeze(-1)  # F(x_u ⊙ y_v), Eq. 15
         pred = F.binary_cross_entropy_with_logits(logit, st.batch.labels, reduction="sum")  # −Eq. 16
         loss = (w["reconstruction"] * rec + w["regularizer"] * reg + w["prediction"] * pred) / n
