@@ -141,6 +141,9 @@ def rerun_one(snap: Snapshot, run: Run, *, device: str, scratch_root: Path | Non
         if run.stage in MODEL_STAGES and recorded_device and recorded_device != device:
             res.notes.append(f"{run.label} ran on {recorded_device}, re-run on {device}: results on different "
                              "devices need not agree bit for bit")
+        if run.stage in MODEL_STAGES and not (run.manifest.get("environment") or {}).get("torch_threads"):
+            res.notes.append(f"{run.label}: its torch thread count was not recorded; re-run with the default "
+                             "(float sums may then differ in the last bits)")
         cmd = [sys.executable, "-m", "dave_repro.cli", *command(run, device)]
         proc = subprocess.run(cmd, cwd=scratch, env=env, capture_output=True, text=True)
         if proc.returncode != 0:

@@ -193,7 +193,7 @@ class Snapshot:
                 if listing is None:
                     self._add(Artifact(path, md5, stage, path, cached=True, problems=[
                         f"directory listing {md5} is not in the DVC cache ({self.cache}) nor in the "
-                        "commit: run `dvc pull`"]))
+                        "commit: run `dvc pull` (for a commit not checked out: `dvc fetch --all-commits`)"]))
                     continue
                 entries, cached = listing
                 if not cached and dir_md5(entries) != md5:

@@ -67,8 +67,8 @@ def _verify_one(snap: Snapshot, art: Artifact, found: Findings) -> None:
         copies.append(("workspace", ws))
     if not copies:
         where = "the DVC cache" if art.cached else "the commit"
-        found.fail(art.path, f"missing: not in {where} (md5 {art.md5}); run `dvc pull` "
-                             "(or `dvc fetch`) to get it from the remote")
+        found.fail(art.path, f"missing: not in {where} (md5 {art.md5}); run `dvc pull` (for a commit "
+                             "not checked out: `dvc fetch --all-commits`) to get it from the remote")
         return
     for kind, location in copies:
         md5, sha = digests(snap.commit.read(art.path) if kind == "git" else location)
