@@ -83,6 +83,14 @@ def test_rerun_split_is_byte_identical(project):
         assert f"identical bytes: data/processed/ml-100k/{name}" in out
 
 
+def test_rerun_reports_are_identical(project):
+    root, env = project
+    rc, out = audit(root, env, "HEAD", "--rerun", "report")
+    assert rc == 0, out
+    assert "identical bytes: results/metrics/ml-100k.json" in out
+    assert "identical bytes: results/tables/summary.md" in out
+
+
 def test_rerun_cpu_training_and_evaluation_give_identical_results(project):
     root, env = project
     rc, out = audit(root, env, "HEAD", "--rerun", "train@ml-100k/dave/0")

@@ -45,16 +45,16 @@ def audit(rev: str, *, rerun: str | None = None, repo: str = ".", json_out: str 
         verify_lock(snap, found)
         runs = load_runs(snap, found)
         verify_runs(snap, runs, found)
+        targets = select(runs, rerun) if rerun else []
         print(render(snap, runs, found), flush=True)
         reruns: list[RerunResult] = []
-        if rerun:
-            for run in select(runs, rerun):
-                res = rerun_one(snap, run, device=device, keep=keep_scratch,
-                                scratch_root=Path(scratch_root) if scratch_root else None)
-                reruns.append(res)
-                print(render_rerun(res, keep_scratch), flush=True)
-                found.failures += res.failures
-                found.notes += res.notes
+        for run in targets:
+            res = rerun_one(snap, run, device=device, keep=keep_scratch,
+                            scratch_root=Path(scratch_root) if scratch_root else None)
+            reruns.append(res)
+            print(render_rerun(res, keep_scratch), flush=True)
+            found.failures += res.failures
+            found.notes += res.notes
         if json_out:
             atomic.write_json(json_out, as_json(snap, runs, found, reruns))
     finally:

@@ -137,6 +137,12 @@ def rerun_one(snap: Snapshot, run: Run, *, device: str, scratch_root: Path | Non
         env, note = _env(scratch)
         if note:
             res.notes.append(note)
+        if "data_mirror" in run.manifest:  # Table 2's notes describe the mirror the run saw
+            from ..data.fetch import MIRROR_ENV
+
+            env.pop(MIRROR_ENV, None)
+            if run.manifest["data_mirror"]:
+                env[MIRROR_ENV] = str(run.manifest["data_mirror"])
         recorded_device = (run.manifest.get("environment") or {}).get("device")
         if run.stage in MODEL_STAGES and recorded_device and recorded_device != device:
             res.notes.append(f"{run.label} ran on {recorded_device}, re-run on {device}: results on different "

@@ -264,10 +264,10 @@ def verify_runs(snap: Snapshot, runs: list[Run], found: Findings) -> None:
             found.fail(run.path, f"made by other code than this commit's (code hash "
                                  f"{str(m.get('code_sha256'))[:12]}…, the commit's source hashes to "
                                  f"{expected[:12]}…): re-run the stage")
-        git = m.get("git") or {}
-        if git.get("dirty"):
-            found.notes.append(f"{run.label}: ran in a working tree with uncommitted changes on top of "
-                               f"{str(git.get('commit'))[:12]} (normal for `dvc repro` before a commit)")
+    dirty = [str(r.id) for r in runs if (r.manifest.get("git") or {}).get("dirty")]
+    if dirty:
+        found.notes.append(f"{len(dirty)} stage run(s) ran in a working tree with uncommitted changes "
+                           f"(normal for `dvc repro` before the commit): [{'], ['.join(dirty)}]")
 
 
 def producers(runs: list[Run]) -> dict[str, Run]:
