@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_model_commands(sub)
     _add_report_commands(sub)
+    _add_audit_command(sub)
     return parser
 
 
@@ -96,6 +97,12 @@ def _add_report_commands(sub: argparse._SubParsersAction) -> None:
     from . import commands
 
     commands.add_report_commands(sub)
+
+
+def _add_audit_command(sub: argparse._SubParsersAction) -> None:
+    from . import commands
+
+    commands.add_audit_command(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -60,23 +60,23 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report_metrics(args: argparse.Namespace) -> int:
-    from .reports.aggregate import write_dataset_metrics
+    from .report_stages import metrics_stage
 
     params = config.load_params(args.params)
     log.set_context("report metrics", args.dataset)
-    write_dataset_metrics(params, args.dataset, args.profile)
+    metrics_stage(params, args.dataset, args.profile, force=args.force)
     return 0
 
 
 def cmd_report_tables(args: argparse.Namespace) -> int:
-    from .reports.tables import write_tables
+    from .report_stages import tables_stage
 
     params = config.load_params(args.params)
     if args.datasets:
         params["datasets"] = args.datasets
         config.validate_params(params)
     log.set_context("report tables")
-    for path in write_tables(params, args.profile):
+    for path in tables_stage(params, args.profile, force=args.force):
         logging.getLogger(__name__).info("wrote %s", path)
     return 0
 
@@ -87,8 +87,31 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     p = rsub.add_parser("metrics", help="all runs of one dataset in results/metrics/<dataset>.json")
     p.add_argument("dataset")
     p.add_argument("--profile", default=None)
+    p.add_argument("--force", action="store_true", help="recompute even when up to date")
     p.set_defaults(fn=cmd_report_metrics)
     p = rsub.add_parser("tables", help="Table 2 and the summary table in results/tables/")
     p.add_argument("--profile", default=None)
     p.add_argument("--datasets", nargs="*", default=None)
+    p.add_argument("--force", action="store_true", help="recompute even when up to date")
     p.set_defaults(fn=cmd_report_tables)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import audit
+
+    return audit(args.commit, rerun=args.rerun, repo=args.repo, json_out=args.json,
+                 device=args.device, keep_scratch=args.keep_scratch)
+
+
+def add_audit_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("audit", help="where each result of a commit came from, verified; --rerun to re-execute a stage")
+    p.add_argument("commit", help="a commit (hash, branch, tag, HEAD~1, ...)")
+    p.add_argument("--rerun", metavar="STAGE[@SELECTOR]", default=None,
+                   help="re-execute stage runs of that commit in a scratch workspace and compare: "
+                        "download|preprocess|split[@DATASET], train|evaluate[@DATASET[/MODEL[/SEED]]], "
+                        "report[@DATASET|@tables]")
+    p.add_argument("--repo", default=".", help="the repository (default: the current directory)")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the full report as JSON")
+    p.add_argument("--device", default="cpu", help="device for re-executed model stages (default cpu)")
+    p.add_argument("--keep-scratch", action="store_true", help="keep the scratch workspace of --rerun")
+    p.set_defaults(fn=cmd_audit)

@@ -59,14 +59,23 @@ def family_modules(family: str) -> tuple[str, ...]:
 
 @cache
 def code_hash(parts: tuple[str, ...]) -> str:
-    h = hashlib.sha256()
     files: list[Path] = []
     for part in parts:
         p = PACKAGE_DIR / part
         files.extend(sorted(p.rglob("*.py")) if p.is_dir() else [p] if p.is_file() else [])
-    for f in sorted(set(files)):
-        h.update(f.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0")
-        h.update(f.read_bytes())
+    return hash_sources({f.relative_to(PACKAGE_DIR).as_posix(): f.read_bytes() for f in set(files)})
+
+
+def hash_sources(sources: dict[str, bytes]) -> str:
+    """sha256 over (package-relative path, content) pairs in path order.
+
+    Shared with ``dave audit``, which hashes a commit's source tree without checking it out, so
+    the order is by path components (as :class:`pathlib.Path` sorts), not by string.
+    """
+    h = hashlib.sha256()
+    for rel in sorted(sources, key=lambda r: tuple(r.split("/"))):
+        h.update(rel.encode() + b"\0")
+        h.update(sources[rel])
         h.update(b"\0")
     return h.hexdigest()
 
@@ -123,11 +132,19 @@ def environment(device: str | None = None) -> dict[str, Any]:
         env["torch"] = torch.__version__
         env["cuda"] = torch.version.cuda
         env["cuda_available"] = torch.cuda.is_available()
+        env["torch_threads"] = torch.get_num_threads()  # float reductions depend on it
         if device is not None:
             env["device"] = device
             if device.startswith("cuda") and torch.cuda.is_available():
                 env["device_name"] = torch.cuda.get_device_name(torch.device(device))
     return env
+
+
+def tree_hashes(directory: str | os.PathLike[str]) -> dict[str, str]:
+    """sha256 of every file under ``directory`` (by-products such as training curves, which a
+    manifest records without making them part of what ``up_to_date`` requires)."""
+    root = Path(directory)
+    return {_rel(p): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()} if root.is_dir() else {}
 
 
 class StageRun:

@@ -21,7 +21,7 @@ from . import atomic
 from .config import runtime_config
 from .errors import DataFormatError
 from .locks import artifact_lock
-from .provenance import StageRun
+from .provenance import StageRun, tree_hashes
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,9 @@ def train_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | No
             "train_seconds": round(result.train_seconds, 3), "device": str(dev),
             "resumed_from_epoch": result.resumed_from, "history": result.history,
         })
-        run.finish(extra={"dataset": ds, "model": model, "seed": seed}, device=str(dev))
+        # the curves carry wall-clock times: recorded (for `dave audit`), not compared on a rerun
+        run.finish(extra={"dataset": ds, "model": model, "seed": seed,
+                          "byproducts": tree_hashes(curves_dir(ds, model, seed))}, device=str(dev))
         (rd / "last.pt").unlink(missing_ok=True)  # training finished: the resume state is spent
         log.info("trained: best %s %.4f at epoch %d, %.0fs", job["train"]["select_metric"],
                  result.best_value, result.best_epoch, result.train_seconds)

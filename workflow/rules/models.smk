@@ -68,9 +68,13 @@ rule dataset_metrics:
         lambda w: engine.run_targets(P, "metrics.json", w.dataset),
     output:
         "results/metrics/{dataset}.json",
+        "results/metrics/{dataset}.manifest.json",
     params:
         profile=PROFILE,
         runs=lambda w: len(engine.run_targets(P, "metrics.json", w.dataset)),
+    resources:
+        mem_mb=2000,
+        runtime=10,
     log:
         "logs/metrics/{dataset}.log",
     shell:

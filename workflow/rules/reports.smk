@@ -10,6 +10,9 @@ rule tables:
     params:
         profile=PROFILE,
         datasets=DATASETS,
+    resources:
+        mem_mb=2000,
+        runtime=10,
     log:
         "logs/tables.log",
     shell:

@@ -1,0 +1,202 @@
+"""``dave audit <commit> --rerun <stage>``: re-execute stage runs of a commit and compare.
+
+Each selected run is re-executed in a scratch workspace: the commit's tree (``git archive``,
+its own code and params.yaml), plus the files of the directories the run read, restored from
+the DVC cache or the commit and checked against the sha256 the run recorded. The stage is run
+with the commit's code (``python -m dave_repro.cli`` with the scratch ``src`` first on the path)
+and its outputs are compared with the recorded ones: data stages must be byte-identical; a
+training or evaluation run must give identical contents (weights, histories, metrics, ranks;
+only wall-clock timings may differ); reports identical contents. Every difference is named.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from ..errors import DaveError
+from .diff import describe, values_diff
+from .snapshot import Snapshot, digests
+from .verify import Run, fingerprint_of
+
+DATA_STAGES = ("download", "preprocess", "split")
+MODEL_STAGES = ("train", "evaluate")
+STAGES = (*DATA_STAGES, *MODEL_STAGES, "report")
+# wall-clock fields of train.json: the only values a faithful re-run may change
+TIMINGS = frozenset({"seconds", "train_seconds"})
+
+
+@dataclass
+class RerunResult:
+    run: Run
+    scratch: str
+    identical: list[str] = field(default_factory=list)     # byte-identical outputs
+    same_content: list[str] = field(default_factory=list)  # same content, other bytes (timings)
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def select(runs: list[Run], spec: str) -> list[Run]:
+    stage, _, sel = spec.partition("@")
+    if stage not in STAGES:
+        raise DaveError(f"--rerun {spec}: unknown stage {stage!r} (one of {', '.join(STAGES)})")
+    want = [p.removeprefix("seed-") for p in sel.split("/")] if sel else []
+    chosen = []
+    for run in runs:
+        if run.stage != stage:
+            continue
+        m = run.manifest
+        if stage == "report":
+            ok = not want or want[0] in (m.get("dataset"), m.get("report"))
+        else:
+            keys = [str(m.get(k)) for k in ("dataset", "model", "seed") if k in m]
+            ok = keys[: len(want)] == want
+        if ok:
+            chosen.append(run)
+    if not chosen:
+        have = ", ".join(r.label for r in runs if r.stage == stage) or "none"
+        raise DaveError(f"--rerun {spec}: no such {stage} run in this commit (it has: {have})")
+    return chosen
+
+
+def command(run: Run, device: str) -> list[str]:
+    m, p = run.manifest, run.manifest.get("params") or {}
+    if run.stage in DATA_STAGES:
+        return [run.stage, str(m["dataset"])]
+    if run.stage in MODEL_STAGES:
+        cmd = [run.stage, str(m["dataset"]), str(m["model"]), str(m["seed"]), "--profile", str(p["profile"]),
+               "--device", device]
+        threads = (m.get("environment") or {}).get("torch_threads")
+        return [*cmd, "--threads", str(threads)] if threads else cmd
+    if p.get("report") == "metrics":
+        return ["report", "metrics", str(p["dataset"]), "--profile", str(p["profile"])]
+    return ["report", "tables", "--profile", str(p["profile"]), "--datasets", *map(str, p["datasets"])]
+
+
+def _scratch_outputs(run: Run) -> set[str]:
+    return {run.path, *run.files("outputs"), *run.files("byproducts")}
+
+
+def prepare(snap: Snapshot, run: Run, scratch: Path) -> list[str]:
+    """Export the commit, drop the run's own outputs, restore what it read. Returns problems."""
+    snap.commit.export(scratch)
+    own = _scratch_outputs(run)
+    for path in own:
+        (scratch / path).unlink(missing_ok=True)
+    m = run.manifest
+    if run.stage == "train" and {"dataset", "model", "seed"} <= set(m):
+        # the run's curves are appended to while training: start them afresh, like the original
+        shutil.rmtree(scratch / "results" / "curves" / str(m["dataset"]) / str(m["model"]) / f"seed-{m['seed']}",
+                      ignore_errors=True)
+    problems = []
+    for directory in sorted({str(PurePosixPath(p).parent) for p in run.files("inputs")}):
+        for path in snap.paths_in(directory):
+            if path in own or (scratch / path).exists():
+                continue
+            art = snap.artifacts.get(path)
+            if art is not None and art.source is None:
+                continue  # missing or corrupt: reported by the verification; checked below if an input
+            snap.copy_to(path, scratch / path)
+    for path, recorded in run.files("inputs").items():
+        f = scratch / path
+        if not f.is_file():
+            problems.append(f"input {path} cannot be restored from this commit (missing from the cache: "
+                            "`dvc pull`)")
+        elif digests(f)[1] != recorded:
+            problems.append(f"input {path} as this commit holds it hashes to sha256 {digests(f)[1][:16]}…, "
+                            f"the run recorded {recorded[:16]}…: the commit does not hold what the run used")
+    return problems
+
+
+def _env(scratch: Path) -> tuple[dict[str, str], str | None]:
+    env = {k: v for k, v in os.environ.items() if k != "DAVE_PARAMS"}
+    env["GIT_CEILING_DIRECTORIES"] = str(scratch.parent)  # the scratch copy is not the repository
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    src = scratch / "src"
+    if (src / "dave_repro").is_dir():
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH")) if p)
+        return env, None
+    return env, "the commit holds no src/dave_repro: the installed dave_repro ran instead"
+
+
+def rerun_one(snap: Snapshot, run: Run, *, device: str, scratch_root: Path | None,
+              keep: bool) -> RerunResult:
+    scratch = Path(tempfile.mkdtemp(prefix="dave-audit-", dir=scratch_root))
+    res = RerunResult(run, str(scratch))
+    try:
+        problems = prepare(snap, run, scratch)
+        if problems:
+            res.failures += [f"{run.label}: not re-run: {p}" for p in problems]
+            return res
+        env, note = _env(scratch)
+        if note:
+            res.notes.append(note)
+        if "data_mirror" in run.manifest:  # Table 2's notes describe the mirror the run saw
+            from ..data.fetch import MIRROR_ENV
+
+            env.pop(MIRROR_ENV, None)
+            if run.manifest["data_mirror"]:
+                env[MIRROR_ENV] = str(run.manifest["data_mirror"])
+        recorded_device = (run.manifest.get("environment") or {}).get("device")
+        if run.stage in MODEL_STAGES and recorded_device and recorded_device != device:
+            res.notes.append(f"{run.label} ran on {recorded_device}, re-run on {device}: results on different "
+                             "devices need not agree bit for bit")
+        if run.stage in MODEL_STAGES and not (run.manifest.get("environment") or {}).get("torch_threads"):
+            res.notes.append(f"{run.label}: its torch thread count was not recorded; re-run with the default "
+                             "(float sums may then differ in the last bits)")
+        cmd = [sys.executable, "-m", "dave_repro.cli", *command(run, device)]
+        proc = subprocess.run(cmd, cwd=scratch, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = "\n      ".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
+            res.failures.append(f"{run.label}: the re-run `dave {' '.join(cmd[3:])}` failed "
+                                f"(exit {proc.returncode}):\n      {tail}")
+            return res
+        compare(snap, run, scratch, res)
+        return res
+    finally:
+        if not keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def compare(snap: Snapshot, run: Run, scratch: Path, res: RerunResult) -> None:
+    try:
+        new = json.loads((scratch / run.path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        res.failures.append(f"{run.label}: the re-run wrote no manifest at {run.path}")
+        return
+    if new.get("fingerprint") != run.manifest.get("fingerprint"):
+        why = values_diff(run.manifest.get("params"), new.get("params"), "params")
+        why += values_diff(run.manifest.get("inputs"), new.get("inputs"), "inputs")
+        if run.manifest.get("code_sha256") != new.get("code_sha256"):
+            why.append("code hash differs (the commit's source is not the code that made the result)")
+        if fingerprint_of(run.manifest) != run.manifest.get("fingerprint"):
+            why.append("the recorded manifest does not recompute its own fingerprint")
+        res.failures.append(f"{run.label}: the re-run's fingerprint differs from the recorded one: "
+                            + "; ".join(why or ["(no component differs?)"]))
+    for path, recorded in run.files("outputs").items():
+        f = scratch / path
+        if not f.is_file():
+            res.failures.append(f"{path}: the re-run did not write it")
+            continue
+        if digests(f)[1] == recorded:
+            res.identical.append(path)
+            continue
+        old = snap.read(path)
+        if old is None:
+            res.failures.append(f"{path}: re-run sha256 {digests(f)[1][:16]}… differs from the recorded "
+                                f"{recorded[:16]}…, and the recorded copy is not available to compare")
+            continue
+        diffs = describe(path, old, f.read_bytes(), TIMINGS if run.stage == "train" else frozenset())
+        if run.stage in DATA_STAGES:
+            detail = "; ".join(diffs) if diffs else "same content, different bytes"
+            res.failures.append(f"{path}: not byte-identical to the recorded output: {detail}")
+        elif diffs:
+            res.failures.append(f"{path}: differs from the recorded output: " + "; ".join(diffs))
+        else:
+            res.same_content.append(path)

@@ -1,0 +1,286 @@
+"""The checks of ``dave audit <commit>``: artifacts, dvc.lock, and the stage manifests.
+
+1. **Artifacts.** Every file of every dvc.lock output still hashes to its recorded md5 wherever
+   a copy is: the DVC cache object, the commit's git blob (``cache: false`` outputs) and, when
+   the commit is checked out, the working-tree file. A changed byte anywhere is named.
+2. **dvc.lock against the commit.** Each stage's recorded parameters equal the commit's
+   params.yaml, and each dependency's recorded md5 equals what the commit holds (code in git,
+   upstream outputs in the lock): otherwise the commit's results are stale.
+3. **Manifests.** Each stage manifest's fingerprint recomputes from its own params, inputs and
+   code hash; its inputs and outputs hash (sha256) to the commit's artifacts; its code hash
+   equals the hash of the commit's source of that stage.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..hashing import sha256_bytes
+from ..provenance import BASELINE_SHARED, OWN_FAMILIES, STAGE_CODE, canonical, hash_sources
+from .snapshot import Artifact, Snapshot, digests, dir_md5
+
+PACKAGE = "src/dave_repro"
+MANIFEST_NAMES = ("manifest.json",)
+
+
+def is_manifest(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name in MANIFEST_NAMES or name.endswith(".manifest.json")
+
+
+@dataclass
+class Findings:
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def fail(self, path: str, why: str) -> None:
+        self.failures.append(f"{path}: {why}")
+
+
+# -- 1. artifacts ------------------------------------------------------------------------------
+
+
+def verify_artifacts(snap: Snapshot, found: Findings) -> None:
+    for path, why in snap.problems:
+        found.fail(path, why)
+    for art in snap.artifacts.values():
+        for problem in art.problems:
+            found.fail(art.path, problem)
+        if art.problems:
+            continue
+        _verify_one(snap, art, found)
+
+
+def _verify_one(snap: Snapshot, art: Artifact, found: Findings) -> None:
+    copies = []
+    obj = snap.cache_object(art.md5)
+    if obj is not None:
+        copies.append(("cache", obj))
+    if snap.commit.has(art.path):
+        copies.append(("git", None))
+    ws = snap.workspace_file(art.path)
+    if ws is not None and ws != obj:
+        copies.append(("workspace", ws))
+    if not copies:
+        where = "the DVC cache" if art.cached else "the commit"
+        found.fail(art.path, f"missing: not in {where} (md5 {art.md5}); run `dvc pull` (for a commit "
+                             "not checked out: `dvc fetch --all-commits`) to get it from the remote")
+        return
+    for kind, location in copies:
+        md5, sha = digests(snap.commit.read(art.path) if kind == "git" else location)
+        if md5 != art.md5:
+            what = {"cache": f"DVC cache object {location} is corrupted",
+                    "git": "the committed file differs from what dvc.lock records",
+                    "workspace": "the working-tree copy differs from what the commit recorded "
+                                 f"(modified or re-run since; `{'dvc' if art.cached else 'git'} "
+                                 "checkout` restores it)"}[kind]
+            found.fail(art.path, f"{what}: md5 {md5}, dvc.lock records {art.md5}")
+        elif art.source is None:
+            art.source, art.sha256, art.location = kind, sha, location
+
+
+# -- 2. dvc.lock against the commit ------------------------------------------------------------
+
+
+def _lookup(tree: Any, dotted: str) -> tuple[bool, Any]:
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _md5_at_commit(snap: Snapshot, path: str) -> str | None:
+    """md5 (DVC's form) of a file or directory as the commit holds it, from artifacts and git."""
+    path = path.rstrip("/")
+    if path in snap.out_md5:
+        return snap.out_md5[path]
+    if path in snap.artifacts:
+        return snap.artifacts[path].md5
+    if snap.commit.has(path):
+        return digests(snap.commit.read(path))[0]
+    pre = path + "/"
+    entries = {p[len(pre):]: a.md5 for p, a in snap.artifacts.items() if p.startswith(pre)}
+    for p in snap.commit.files_under(path):
+        entries.setdefault(p[len(pre):], digests(snap.commit.read(p))[0])
+    return dir_md5(entries) if entries else None
+
+
+def verify_lock(snap: Snapshot, found: Findings) -> None:
+    params = snap.params_yaml()
+    for stage, entry in snap.stages.items():
+        for pfile, values in (entry.get("params") or {}).items():
+            if pfile != "params.yaml":
+                found.notes.append(f"{stage}: parameters from {pfile} not checked")
+                continue
+            for key, recorded in (values or {}).items():
+                present, now = _lookup(params, key)
+                if not present or now != recorded:
+                    found.fail(f"dvc.lock stage {stage}",
+                               f"params.yaml's {key} is {now!r} in this commit, but the stage's outputs "
+                               f"were made with {recorded!r}: the committed results are stale (`dvc repro`)")
+        for dep in entry.get("deps") or []:
+            path, md5 = dep["path"], dep.get("md5")
+            now = _md5_at_commit(snap, path)
+            if now is None:
+                found.notes.append(f"{stage}: dependency {path} is neither committed nor an output "
+                                   "of the pipeline; not verifiable")
+            elif now != md5:
+                found.fail(f"dvc.lock stage {stage}",
+                           f"depends on {path} as md5 {md5}, but the commit holds {now}: its outputs "
+                           "were made from something else than this commit (stale; `dvc repro`)")
+
+
+# -- 3. manifests ------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One stage run, as its manifest records it."""
+
+    id: int
+    path: str
+    manifest: dict[str, Any]
+
+    @property
+    def stage(self) -> str:
+        return str(self.manifest.get("stage"))
+
+    @property
+    def label(self) -> str:
+        m = self.manifest
+        if m.get("stage") == "report":
+            what = m.get("report") or m.get("params", {}).get("report", "")
+            return f"report {what} {m.get('dataset', '')}".rstrip()
+        parts = [str(m[k]) if k != "seed" else f"seed-{m[k]}" for k in ("dataset", "model", "seed") if k in m]
+        return f"{self.stage} {'/'.join(parts)}".rstrip()
+
+    def files(self, key: str) -> dict[str, str]:
+        value = self.manifest.get(key) or {}
+        return value if isinstance(value, dict) else {}
+
+
+def load_runs(snap: Snapshot, found: Findings) -> list[Run]:
+    runs = []
+    for path in sorted(p for p in snap.artifacts if is_manifest(p)):
+        data = snap.read(path)
+        if data is None:
+            continue  # already reported as missing or corrupt
+        try:
+            m = json.loads(data)
+        except json.JSONDecodeError as exc:
+            found.fail(path, f"not valid JSON ({exc})")
+            continue
+        if not isinstance(m, dict) or "stage" not in m or "fingerprint" not in m:
+            found.notes.append(f"{path}: not a stage manifest; skipped")
+            continue
+        runs.append(Run(len(runs) + 1, path, m))
+    order = {s: i for i, s in enumerate(("download", "preprocess", "split", "train", "evaluate", "report"))}
+    runs.sort(key=lambda r: (order.get(r.stage, 99), r.path))
+    for i, r in enumerate(runs, 1):
+        r.id = i
+    return runs
+
+
+def commit_code_hash(snap: Snapshot, stage: str, family: str | None) -> str | None:
+    """The code hash a stage would record if run from the commit's source (None: no source)."""
+    files = {p[len(PACKAGE) + 1:]: p for p in snap.commit.files_under(PACKAGE)}
+    if not files:
+        return None
+    stage_code, own, shared = STAGE_CODE, OWN_FAMILIES, BASELINE_SHARED
+    if "provenance.py" in files:  # the commit's own list of what each stage hashes
+        consts = _literals(snap.commit.read(files["provenance.py"]),
+                           ("STAGE_CODE", "OWN_FAMILIES", "BASELINE_SHARED"))
+        stage_code = consts.get("STAGE_CODE", stage_code)
+        own, shared = consts.get("OWN_FAMILIES", own), consts.get("BASELINE_SHARED", shared)
+    if stage not in stage_code:
+        return None
+    parts = list(stage_code[stage])
+    if family is not None:
+        parts.append(f"models/{family.replace('-', '_')}.py")
+        if family not in own and shared in files:
+            parts.append(shared)
+    chosen: set[str] = set()
+    for part in parts:
+        if part in files:
+            chosen.add(part)
+        else:
+            chosen.update(rel for rel in files if rel.startswith(part.rstrip("/") + "/") and rel.endswith(".py"))
+    return hash_sources({rel: snap.commit.read(files[rel]) for rel in chosen})
+
+
+def _literals(source: bytes, names: tuple[str, ...]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return found
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (
+            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        if isinstance(target, ast.Name) and target.id in names and node.value is not None:
+            with contextlib.suppress(ValueError):  # not a literal: keep the current value
+                found[target.id] = ast.literal_eval(node.value)
+    return found
+
+
+def fingerprint_of(m: dict[str, Any]) -> str:
+    return sha256_bytes(canonical({"stage": m.get("stage"), "params": m.get("params"),
+                                   "inputs": m.get("inputs"), "code": m.get("code_sha256")}).encode())
+
+
+def verify_runs(snap: Snapshot, runs: list[Run], found: Findings) -> None:
+    code_cache: dict[tuple[str, str | None], str | None] = {}
+    for run in runs:
+        m = run.manifest
+        if fingerprint_of(m) != m.get("fingerprint"):
+            found.fail(run.path, "the fingerprint does not recompute from the manifest's own params, "
+                                 "inputs and code hash (the manifest was edited)")
+        for key, kind in (("inputs", "input"), ("outputs", "output"), ("byproducts", "by-product")):
+            for path, recorded in run.files(key).items():
+                now = snap.sha256(path)
+                if now is None:
+                    if path in snap.artifacts:
+                        continue  # missing or corrupt: reported with the artifact
+                    found.fail(run.path, f"{kind} {path} is not among the commit's artifacts "
+                                         "(not tracked by dvc.lock nor committed)")
+                elif now != recorded:
+                    found.fail(run.path, f"{kind} {path} hashes to sha256 {now[:16]}… in this commit, "
+                                         f"the {run.stage} run recorded {recorded[:16]}… (stale or replaced)")
+        family = (m.get("params") or {}).get("family") if run.stage in ("train", "evaluate") else None
+        key = (run.stage, family)
+        if key not in code_cache:
+            code_cache[key] = commit_code_hash(snap, run.stage, family)
+        expected = code_cache[key]
+        if expected is None:
+            found.notes.append(f"{run.path}: code hash not checked (the commit has no {PACKAGE} source "
+                               f"for stage {run.stage})")
+        elif expected != m.get("code_sha256"):
+            found.fail(run.path, f"made by other code than this commit's (code hash "
+                                 f"{str(m.get('code_sha256'))[:12]}…, the commit's source hashes to "
+                                 f"{expected[:12]}…): re-run the stage")
+    dirty = [str(r.id) for r in runs if (r.manifest.get("git") or {}).get("dirty")]
+    if dirty:
+        found.notes.append(f"{len(dirty)} stage run(s) ran in a working tree with uncommitted changes "
+                           f"(normal for `dvc repro` before the commit): [{'], ['.join(dirty)}]")
+
+
+def producers(runs: list[Run]) -> dict[str, Run]:
+    return {path: run for run in runs for path in run.files("outputs")}
+
+
+def lineage(run: Run, made_by: dict[str, Run]) -> list[Run]:
+    """The run and every run upstream of it, downstream first (runs are numbered in stage order)."""
+    seen, queue = {run.id: run}, [run]
+    while queue:
+        for path in queue.pop().files("inputs"):
+            up = made_by.get(path)
+            if up is not None and up.id not in seen:
+                seen[up.id] = up
+                queue.append(up)
+    return sorted(seen.values(), key=lambda r: -r.id)
