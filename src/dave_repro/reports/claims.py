@@ -213,11 +213,11 @@ def sweep_claims(sweeps: dict[str, pd.DataFrame]) -> list[Claim]:
     out = []
     for param, stated, text in (
         ("embedding_dim", STATED_DIM, "The best embedding dimension is 64 on MovieLens 100K, MovieLens 1M, "
-                                      "Digital Music and Pinterest, and 32 on Yelp."),
+                                      "Digital Music and Pinterest, and 32 on Yelp"),
         ("negative_ratio", STATED_RATIO, "The best negative sampling ratio is 4 on Yelp and MovieLens 100K, "
-                                         "3 on MovieLens 1M, and 2 on Digital Music and Pinterest."),
+                                         "3 on MovieLens 1M, and 2 on Digital Music and Pinterest"),
     ):
-        c = Claim("4.2.4", text + " (validation HR@10 and NDCG@10)")
+        c = Claim("4.2.4", text + " (validation HR@10 and NDCG@10).")
         for ds in paper.DATASET_TITLES:
             s = sweeps.get(ds)
             if s is None or not (s["param"] == param).any():

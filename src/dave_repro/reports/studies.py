@@ -72,8 +72,7 @@ def _level_key(level: Any) -> str:
 
 def noise_metrics(summary: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for r in summary.itertuples(index=False):
-        row = r._asdict()
+    for row in summary.to_dict("records"):
         block = out.setdefault(row["model"], {}).setdefault(_level_key(row["level"]), {})
         for m in ("hr@5", "hr@10", "ndcg@5", "ndcg@10"):
             if f"{m}_mean" in row:

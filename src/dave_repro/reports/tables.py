@@ -190,7 +190,7 @@ def write_tables(params: dict[str, Any], profile: str | None = None, out: Path =
         summary.to_csv(tmp / "summary.csv", index=False, float_format="%.6f")
         (tmp / "summary.md").write_text(summary_markdown(summary, prof))
         for d, table in per_dataset.items():
-            table.to_csv(tmp / f"table-{d}.csv", index=False, float_format="%.6f")
+            table.to_csv(tmp / f"table-{d}.csv", index=False, float_format="%.6g")
             (tmp / f"table-{d}.md").write_text(table_markdown(table, d, prof))
             (tmp / f"table-{d}.tex").write_text(table_latex(table, d, prof))
         names = sorted(p.name for p in tmp.iterdir())
