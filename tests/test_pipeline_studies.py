@@ -20,6 +20,7 @@ def test_snakemake_figures_and_report_end_to_end(tmp_path, params):
     mirror = tmp_path / "mirror"
     sums = synthetic.write_mirror(mirror, "ml-100k", n_users=80, n_items=300)
     p = tiny_params(params, sums, epochs=1, models=["dave", "dave-adv"])
+    p["sweeps"]["grid"] = {"embedding_dim": [4, 8], "negative_ratio": [2]}  # one training beyond the grid
     root = make_project(tmp_path / "proj", p)
     env = {"DAVE_DATA_MIRROR": str(mirror)}
     sh(root, "snakemake", "--cores", "2", "results/figures", "results/report.md", env=env)

@@ -106,7 +106,7 @@ def noise_curve(model: Any, split: Any, study: dict[str, Any], run_seed: int,
     rows: list[dict[str, Any]] = []
     try:
         if study["mode"] == "uniform":
-            for level in [0.0, *sorted(study["levels"])]:
+            for level in sorted({0.0, *study["levels"]}):
                 ci = corrupted_inputs(split.train, study, run_seed, level)
                 model.set_inputs(ci["user"], device, item_vectors=ci["item"])
                 ranks = sampled_ranks(model, split, "test")

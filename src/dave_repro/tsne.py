@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 CHUNK = 4096
+SILHOUETTE_SAMPLE = 10_000
 
 
 def posterior_features(model: Any, side: str) -> np.ndarray:
@@ -47,7 +48,9 @@ def best_clustering(features: np.ndarray, ks: Sequence[int], seed: int) -> tuple
             scores.append({"k": k, "silhouette": float("nan")})
             continue
         labels[k] = km.labels_.astype(np.int32)
-        scores.append({"k": k, "silhouette": float(silhouette_score(features, km.labels_))})
+        sample = SILHOUETTE_SAMPLE if n > SILHOUETTE_SAMPLE else None  # O(n^2) memory otherwise
+        scores.append({"k": k, "silhouette": float(silhouette_score(features, km.labels_, sample_size=sample,
+                                                                    random_state=seed))})
     table = pd.DataFrame(scores, columns=["k", "silhouette"])
     valid = table.dropna()
     if valid.empty:
