@@ -78,10 +78,10 @@ def test_tsne_figure_prints_the_silhouette(everything):
     scores = read_summary("tsne", "ml-100k", root)
     maps = {m: pd.read_parquet(studies.tsne_path("ml-100k", m, 0, root)) for m in ("dave", "dave-adv")}
     fig = tsne_figure(maps, scores, "user", "ml-100k")
-    assert [a.get_title() for a in fig.axes] == ["DAVE-adv: 50 users", "DAVE: 50 users"]
+    assert [a.get_title() for a in fig.axes] == ["DAVE: 50 users", "DAVE-adv: 50 users"]  # (a), (b)
     texts = [t.get_text() for a in fig.axes for t in a.texts]
-    assert texts == ["silhouette 0.320 (k = 2)", "silhouette 0.610 (k = 4)"]
-    assert len(fig.axes[1].collections[0].get_offsets()) == 50
+    assert texts == ["silhouette 0.610 (k = 4)", "silhouette 0.320 (k = 2)"]
+    assert len(fig.axes[0].collections[0].get_offsets()) == 50
 
 
 def test_sweep_figure_marks_the_papers_value(everything):
@@ -176,3 +176,12 @@ def test_figures_skip_studies_without_results(tmp_path, monkeypatch, params):
     write_summary("noise", p, "ml-100k")
     write_summary("tsne", p, "ml-100k")
     assert write_figures(p) == [] and (Path("results/figures").is_dir())
+
+
+def test_sweep_claims():
+    s = pd.DataFrame({"param": ["embedding_dim"] * 3 + ["negative_ratio"] * 2, "value": [16, 32, 64, 1, 2],
+                      "hr@10": [0.6, 0.65, 0.7, 0.5, 0.6], "ndcg@10": [0.3, 0.36, 0.35, 0.3, 0.2]})
+    dim, ratio = C.sweep_claims({"ml-100k": s})
+    assert dim.status == C.DISAGREES and len(dim.parts) == 2
+    assert "MovieLens 100K NDCG@10: best at 32 (0.3600), paper 64 (0.3500)" in dim.evidence()
+    assert ratio.status == C.UNCHECKED and "MovieLens 100K (the paper's 4 is not in our grid)" in ratio.missing

@@ -224,11 +224,14 @@ def sweep_claims(sweeps: dict[str, pd.DataFrame]) -> list[Claim]:
                 c.missing.append(f"{DS[ds]} (no sweep)")
                 continue
             g = s[s["param"] == param].groupby("value")[["hr@10", "ndcg@10"]].mean()
+            if stated[ds] not in g.index:
+                c.missing.append(f"{DS[ds]} (the paper's {stated[ds]} is not in our grid)")
+                continue
             for metric in ("hr@10", "ndcg@10"):
                 best = int(g[metric].idxmax())
                 c.parts.append((best == stated[ds], f"{DS[ds]} {metric.upper()}: best at {best} "
-                                                    f"({g[metric].max():.4f}), paper {stated[ds]}"
-                                                    + ("" if stated[ds] in g.index else " (not in our grid)")))
+                                                    f"({g[metric].max():.4f}), paper {stated[ds]} "
+                                                    f"({g.loc[stated[ds], metric]:.4f})"))
         out.append(c)
     return out
 
@@ -245,8 +248,12 @@ def claims_markdown(claims: list[Claim]) -> str:
         lines.append(f"{i}. {badge[c.status]} — *“{c.statement}”* (§{c.section}). {c.evidence()}")
         lines += [f"   * {n}" for n in c.notes]
     counts = {s: sum(c.status == s for c in claims) for s in (AGREES, DISAGREES, UNCHECKED)}
-    head = (f"Of {len(claims)} claims: {counts[AGREES]} agree with our numbers, {counts[DISAGREES]} do not, "
-            f"{counts[UNCHECKED]} could not be checked with the results of this run.")
+    def n(k: str, one: str, many: str) -> str:
+        return f"{counts[k]} {one if counts[k] == 1 else many}"
+
+    head = (f"Of {len(claims)} claims: {n(AGREES, 'agrees', 'agree')} with our numbers, "
+            f"{n(DISAGREES, 'does not', 'do not')}, {n(UNCHECKED, 'could', 'could')} not be checked "
+            "with the results of this run.")
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 

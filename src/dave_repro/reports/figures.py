@@ -81,7 +81,7 @@ def noise_figure(summary: pd.DataFrame, dataset: str) -> Any:
 def tsne_figure(maps: dict[str, pd.DataFrame], scores: pd.DataFrame, side: str, dataset: str) -> Any:
     """One panel per model: the t-SNE map of ``side`` coloured by the best k-means clustering."""
     plt = _plt()
-    models = [m for m in paper.model_order(list(maps))]
+    models = list(maps)  # as tsne.models lists them: DAVE first, as the paper's panels (a), (b)
     fig, axes = plt.subplots(1, len(models), figsize=(5.6 * len(models), 5.4), squeeze=False,
                              constrained_layout=True)
     for ax, model in zip(axes[0], models, strict=True):
