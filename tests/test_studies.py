@@ -160,3 +160,9 @@ def test_sweep_summary_reads_validation_at_the_best_epoch(tmp_path, fresh_params
     assert r["hr@10"] == pytest.approx(0.628) and r["ndcg@10"] == pytest.approx(0.3) and r["best_epoch"] == 1
     assert r["run"] == "results/sweep-runs/ml-100k/dave/embedding_dim-128/seed-0"
     assert s.loc[s["chosen"], "run"].tolist() == ["results/runs/ml-100k/dave/seed-0"] * 2
+
+
+def test_noise_refuses_a_model_that_reads_no_vectors(fresh_params):
+    job = config.job_config(fresh_params, "ml-100k", "itempop", 0)
+    with pytest.raises(ConfigError, match="does not read interaction vectors"):
+        studies.noise_stage(job, fresh_params)

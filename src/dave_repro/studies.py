@@ -142,6 +142,9 @@ def noise_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | No
     from .noise import noise_curve
 
     ds, model, seed = job["dataset"], job["model"], job["seed"]
+    if job["family"] not in READS_INTERACTION_VECTORS:
+        raise ConfigError([f"noise: model {model} (family {job['family']}) does not read interaction "
+                           "vectors, so corrupting them cannot change its predictions"])
     rd, out = run_dir(ds, model, seed), noise_path(ds, model, seed)
     study = noise_settings(params)
     inputs = [rd / "model.pt", rd / "train.json", *(data_dir(ds) / f for f in EVAL_INPUTS)]

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from .. import atomic
+from ..errors import DataFormatError
 from ..studies import tsne_jobs, tsne_path
 from . import paper
 from .studies import read_summary
@@ -147,6 +148,15 @@ def sweep_figure(summaries: dict[str, pd.DataFrame], param: str) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
+def _read_map(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise DataFormatError(path, "missing (run the tsne job first)") from None
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise DataFormatError(path, f"not a readable parquet file ({exc})") from None
+
+
 def _save(fig: Any, target: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
     plt = _plt()
     out = []
@@ -173,7 +183,7 @@ def write_figures(params: dict[str, Any], out: Path = FIGURES, root: Path = Path
             scores = read_summary("tsne", dataset, root)
             if scores is None:
                 continue
-            maps = {m: pd.read_parquet(tsne_path(d, m, s, root)) for d, m, s in tsne_jobs(params) if d == dataset}
+            maps = {m: _read_map(tsne_path(d, m, s, root)) for d, m, s in tsne_jobs(params) if d == dataset}
             suffix = "" if not sil else f"-{dataset}"
             for side in ("user", "item"):
                 fig = tsne_figure(maps, scores, side, dataset)
