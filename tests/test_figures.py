@@ -185,3 +185,17 @@ def test_sweep_claims():
     assert dim.status == C.DISAGREES and len(dim.parts) == 2
     assert "MovieLens 100K NDCG@10: best at 32 (0.3600), paper 64 (0.3500)" in dim.evidence()
     assert ratio.status == C.UNCHECKED and "MovieLens 100K (the paper's 4 is not in our grid)" in ratio.missing
+
+
+def test_heterogeneous_noise_figure_plots_by_the_users_level():
+    rows = [{"model": "dave", "name": "DAVE", "mode": "heterogeneous", "group": g, "level": lv, "seeds": 1,
+             **{f"{m}_{s}": (0.5 - lv / 4 if s == "mean" else 0.0) if lv == lv else 0.4
+                for m in ("hr@5", "hr@10", "ndcg@5", "ndcg@10") for s in ("mean", "std")}}
+            for g, lv in (("all", float("nan")), ("user level", 0.1), ("user level", 0.9))]
+    fig = noise_figure(pd.DataFrame(rows), "ml-100k")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "the user's noise level p"
+    x, y = ax.containers[0].lines[0].get_data()
+    assert list(x) == [0.1, 0.9] and np.allclose(y, [0.475, 0.275])
+    c6, _, _ = C.noise_claims({"ml-100k": pd.DataFrame(rows)})
+    assert c6.status == C.AGREES and len(c6.parts) == 4
