@@ -13,9 +13,12 @@ DATASETS = P["datasets"]
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/studies.smk"
 include: "workflow/rules/reports.smk"
 
 
 rule all:
     input:
         "results/tables",
+        "results/figures",
+        "results/report.md",

@@ -75,6 +75,10 @@ def tiny_params(params: dict, checksums: dict, *, epochs: int = 3, models=None, 
                                  predictor_hidden=[8, 8], lr=3e-3, d_lr=1e-3)
     p["train"]["progress"] = False
     p["train"]["num_threads"] = 1
+    # the studies of Section 4.2, small; the sweep's points are the grid's own run (d 8, ratio 2)
+    p["noise"]["levels"] = [0.1, 0.5, 0.9]
+    p["tsne"].update(clusters=[2, 4], perplexity=10)
+    p["sweeps"]["grid"] = {"embedding_dim": [8], "negative_ratio": [2]}
     return p
 
 

@@ -42,6 +42,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_noise(args: argparse.Namespace) -> int:
+    from .studies import noise_stage
+
+    job, params = _job(args)
+    noise_stage(job, params, device=args.device, threads=args.threads, force=args.force)
+    return 0
+
+
+def cmd_tsne(args: argparse.Namespace) -> int:
+    from .studies import tsne_stage
+
+    job, params = _job(args)
+    tsne_stage(job, params, device=args.device, threads=args.threads, force=args.force)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .studies import sweep_stage
+
+    params = config.load_params(args.params)
+    if args.profile:
+        params["profile"] = args.profile
+        config.validate_params(params)
+    log.set_context("sweep", f"{args.dataset}/{args.point}/seed-{args.seed}")
+    sweep_stage(params, args.dataset, args.point, args.seed, device=args.device, threads=args.threads,
+                force=args.force)
+    return 0
+
+
+def _runtime_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default=None, help="override params.yaml's profile")
+    p.add_argument("--device", default=None, help="override train.device (auto, cpu, cuda, cuda:N)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--force", action="store_true", help="recompute even when up to date")
+
+
 def add_model_commands(sub: argparse._SubParsersAction) -> None:
     for name, fn, helptext in (
         ("train", cmd_train, "train one (dataset, model, seed) run, early-stopped on validation"),
@@ -57,6 +93,22 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
         p.add_argument("--force", action="store_true", help="recompute even when up to date")
         p.set_defaults(fn=fn)
+    for name, fn, helptext in (
+        ("noise", cmd_noise, "Figure 2: test metrics of a trained run under corrupted input vectors"),
+        ("tsne", cmd_tsne, "Figures 3-4: t-SNE and clustering of a trained run's posteriors [mu, sigma]"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("dataset")
+        p.add_argument("model")
+        p.add_argument("seed", type=int)
+        _runtime_options(p)
+        p.set_defaults(fn=fn)
+    p = sub.add_parser("sweep", help="Figures 5-6: train one hyper-parameter sweep point (validation only)")
+    p.add_argument("dataset")
+    p.add_argument("point", help="<param>-<value> (e.g. embedding_dim-16) or default")
+    p.add_argument("seed", type=int)
+    _runtime_options(p)
+    p.set_defaults(fn=cmd_sweep)
 
 
 def cmd_report_metrics(args: argparse.Namespace) -> int:
@@ -81,6 +133,45 @@ def cmd_report_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    params = config.load_params(args.params)
+    if getattr(args, "profile", None):
+        params["profile"] = args.profile
+    if getattr(args, "datasets", None):
+        params["datasets"] = args.datasets
+    config.validate_params(params)
+    return params
+
+
+def cmd_report_study(args: argparse.Namespace) -> int:
+    from .reports.studies import write_summary
+
+    params = _with_overrides(args)
+    log.set_context(f"report {args.report_command}", args.dataset)
+    for path in write_summary(args.report_command, params, args.dataset):
+        logging.getLogger(__name__).info("wrote %s", path)
+    return 0
+
+
+def cmd_report_figures(args: argparse.Namespace) -> int:
+    from .reports.figures import write_figures
+
+    params = _with_overrides(args)
+    log.set_context("report figures")
+    for path in write_figures(params):
+        logging.getLogger(__name__).info("wrote %s", path)
+    return 0
+
+
+def cmd_report_write(args: argparse.Namespace) -> int:
+    from .reports.report import write_report
+
+    params = _with_overrides(args)
+    log.set_context("report")
+    logging.getLogger(__name__).info("wrote %s", write_report(params))
+    return 0
+
+
 def add_report_commands(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser("report", help="tables, figures and the report")
     rsub = report.add_subparsers(dest="report_command", required=True, metavar="REPORT")
@@ -89,11 +180,24 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default=None)
     p.add_argument("--force", action="store_true", help="recompute even when up to date")
     p.set_defaults(fn=cmd_report_metrics)
-    p = rsub.add_parser("tables", help="Table 2 and the summary table in results/tables/")
+    p = rsub.add_parser("tables", help="Table 2, the summary and Tables 4-8 in results/tables/")
     p.add_argument("--profile", default=None)
     p.add_argument("--datasets", nargs="*", default=None)
     p.add_argument("--force", action="store_true", help="recompute even when up to date")
     p.set_defaults(fn=cmd_report_tables)
+    for kind, helptext in (("noise", "Figure 2's numbers: results/noise/<dataset>.csv and .json"),
+                           ("tsne", "Figures 3-4's silhouettes: results/tsne/<dataset>.csv and .json"),
+                           ("sweeps", "Figures 5-6's numbers: results/sweeps/<dataset>.csv and .json")):
+        p = rsub.add_parser(kind, help=helptext)
+        p.add_argument("dataset")
+        p.add_argument("--profile", default=None)
+        p.set_defaults(fn=cmd_report_study)
+    for name, fn, helptext in (("figures", cmd_report_figures, "Figures 2-6 in results/figures/"),
+                               ("write", cmd_report_write, "results/report.md (tables, figures, claims)")):
+        p = rsub.add_parser(name, help=helptext)
+        p.add_argument("--profile", default=None)
+        p.add_argument("--datasets", nargs="*", default=None)
+        p.set_defaults(fn=fn)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import yaml
 
 from .errors import ConfigError
 from .models.specs import DATASET_SETTINGS, FAMILIES
-from .schema import Bool, Custom, DictOf, Int, List, Map, Str, join
+from .schema import Bool, Custom, DictOf, Float, Int, List, Map, Str, join
 
 DATASETS = ("ml-100k", "ml-1m", "yelp", "digital-music", "pinterest")
 DAVE_MODELS = ("dave", "dave-adv", "dave-aae")
@@ -66,6 +66,37 @@ TRAIN_SCHEDULE = Map(
     }
 )
 
+# The studies of Section 4.2 beyond the tables (P§4-6).
+SWEEPABLE = ("embedding_dim", "negative_ratio")
+STUDIES = {
+    "noise": Map(
+        {
+            "datasets": List(Str(choices=DATASETS), unique=True),
+            "models": List(Str(choices=MODEL_NAMES), unique=True),
+            "levels": List(Float(min=0.0, max=1.0), min_len=1, unique=True),
+            "mode": Str(choices=("uniform", "heterogeneous")),
+            "seed": Int(min=0),
+        }
+    ),
+    "tsne": Map(
+        {
+            "datasets": List(Str(choices=DATASETS), unique=True),
+            "models": List(Str(choices=MODEL_NAMES), unique=True),
+            "clusters": List(Int(min=2), min_len=2),
+            "perplexity": Float(min=0.0, exclusive_min=True),
+            "seed": Int(min=0),
+        }
+    ),
+    "sweeps": Map(
+        {
+            "model": Str(choices=MODEL_NAMES),
+            "profile": Str(nullable=True),
+            "seeds": List(Int(min=0), unique=True),
+            "grid": DictOf(List(Int(min=1), unique=True), keys=SWEEPABLE),
+        }
+    ),
+}
+
 SCHEMA = Map(
     {
         "profile": Str(),
@@ -107,6 +138,7 @@ SCHEMA = Map(
             }
         ),
         "models": DictOf(_model_entry, keys=MODEL_NAMES),
+        **STUDIES,
     }
 )
 
@@ -150,6 +182,26 @@ def _cross_checks(params: dict[str, Any], errors: list[str]) -> None:
     for ds in params["datasets"]:
         if ds not in params["hparams"]:
             errors.append(f"hparams.{ds}: missing (needed because datasets lists {ds})")
+    _study_checks(params, errors)
+
+
+def _study_checks(params: dict[str, Any], errors: list[str]) -> None:
+    lo_hi = params["tsne"]["clusters"]
+    if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
+        errors.append(f"tsne.clusters: expected [lowest k, highest k], got {lo_hi!r}")
+    for i, m in enumerate(params["tsne"]["models"]):
+        if m in params["models"] and params["models"][m]["family"] != "dave":
+            errors.append(f"tsne.models[{i}]: {m} has no posterior (only family dave has [mu, sigma])")
+    sw = params["sweeps"]
+    if sw["profile"] is not None and sw["profile"] not in params["profiles"]:
+        errors.append(f"sweeps.profile: unknown profile {sw['profile']!r}")
+    model = params["models"].get(sw["model"])
+    if model is None:
+        errors.append(f"sweeps.model: model {sw['model']!r} has no entry under models")
+    else:
+        for key in sw["grid"]:
+            if key not in model:
+                errors.append(f"sweeps.grid.{key}: not a parameter of model {sw['model']}")
 
 
 def active_profile(params: dict[str, Any], profile: str | None = None) -> dict[str, Any]:

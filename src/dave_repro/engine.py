@@ -67,3 +67,40 @@ def key_file(stage: str, key: str, *parts: str) -> str:
 def run_targets(params: dict[str, Any], filename: str, dataset: str | None = None) -> list[str]:
     return [f"results/runs/{d}/{m}/seed-{s}/{filename}"
             for d, m, s in config.grid(params) if dataset is None or d == dataset]
+
+
+# The studies of Section 4.2 (see studies.py): their jobs, keys and targets.
+
+
+def study_key(params: dict[str, Any], stage: str, dataset: str, model: str, seed: int | str) -> str:
+    from . import studies
+
+    job = config.job_config(params, dataset, model, int(seed), params["profile"])
+    settings = {"noise": studies.noise_settings, "tsne": studies.tsne_settings}[stage](params)
+    return _key(stage, {"job": job, stage: settings}, job["family"])
+
+
+def sweep_key(params: dict[str, Any], dataset: str, point: str, seed: int | str) -> str:
+    from . import studies
+
+    job = studies.sweep_job(params, dataset, point, int(seed))
+    return _key("train", job, job["family"])
+
+
+def noise_targets(params: dict[str, Any], dataset: str) -> list[str]:
+    from . import studies
+
+    return [studies.noise_path(d, m, s).as_posix() for d, m, s in studies.noise_jobs(params) if d == dataset]
+
+
+def tsne_targets(params: dict[str, Any], dataset: str) -> list[str]:
+    from . import studies
+
+    return [studies.tsne_path(d, m, s).as_posix() for d, m, s in studies.tsne_jobs(params) if d == dataset]
+
+
+def sweep_targets(params: dict[str, Any], dataset: str) -> list[str]:
+    """train.json of every sweep point (main-grid runs where a point is one of them)."""
+    from . import studies
+
+    return sorted({(p.rd / "train.json").as_posix() for p in studies.sweep_points(params, dataset)})

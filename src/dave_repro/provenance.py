@@ -43,6 +43,11 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "evaluate": ("models/base.py", "models/nets.py", "evaluation", "data/dataset.py",
                  "training/checkpoint.py"),
     "report": ("reports",),
+    # the studies of Section 4.2 read trained runs (they never change them)
+    "noise": ("noise.py", "models/base.py", "models/nets.py", "evaluation", "data/dataset.py",
+              "training/checkpoint.py"),
+    "tsne": ("tsne.py", "models/base.py", "models/nets.py", "evaluation/evaluate.py",
+             "data/dataset.py", "training/checkpoint.py"),
 }
 
 

@@ -34,6 +34,13 @@ def run_dir(dataset: str, model: str, seed: int, root: Path = RESULTS) -> Path:
     return root / "runs" / dataset / model / f"seed-{seed}"
 
 
+def sweep_run_dir(dataset: str, model: str, point: str, seed: int, root: Path = RESULTS) -> Path:
+    """A hyper-parameter sweep's own run (``point``: ``<param>-<value>`` or ``default``)."""
+    return root / "sweep-runs" / dataset / model / point / f"seed-{seed}"
+
+
+
+
 def curves_dir(dataset: str, model: str, seed: int, root: Path = RESULTS) -> Path:
     return root / "curves" / dataset / model / f"seed-{seed}"
 
@@ -42,20 +49,24 @@ def data_dir(dataset: str) -> Path:
     return Path("data") / "processed" / dataset
 
 
-def _train_params(job: dict[str, Any]) -> dict[str, Any]:
+def train_params(job: dict[str, Any]) -> dict[str, Any]:
     return {k: job[k] for k in ("dataset", "model", "family", "seed", "profile", "model_params", "train")} | {
         "ks": job["evaluation"]["ks"]}
 
 
 def train_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | None = None,
-                threads: int | None = None, force: bool = False) -> bool:
+                threads: int | None = None, force: bool = False, rd: Path | None = None) -> bool:
+    """Train one run into ``rd`` (default: its place in the grid; sweeps pass their own)."""
     ds, model, seed = job["dataset"], job["model"], job["seed"]
-    rd = run_dir(ds, model, seed)
+    main = run_dir(ds, model, seed)
+    rd = rd or main
+    curves = curves_dir(ds, model, seed) if rd == main else rd / "curves"
     inputs = [data_dir(ds) / f for f in TRAIN_INPUTS]
     outputs = [rd / "model.pt", rd / "train.json"]
-    with artifact_lock(f"runs/{ds}/{model}/seed-{seed}/train"):
+    lock = f"runs/{ds}/{model}/seed-{seed}" if rd == main else rd.as_posix()
+    with artifact_lock(f"{lock}/train"):
         run = StageRun("train", rd / "train.manifest.json", inputs=inputs, outputs=outputs,
-                       params=_train_params(job), family=job["family"])
+                       params=train_params(job), family=job["family"])
         if not force and run.up_to_date():
             log.info("train: up to date")
             return False
@@ -71,7 +82,7 @@ def train_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | No
         split = load_split(data_dir(ds))
         atomic.clean_stale_temporaries(rd)
         log.info("training on %s (%d users, %d items)", dev, split.n_users, split.n_items)
-        _, result = train(job, split, rd, dev, run.fingerprint, curves_dir=curves_dir(ds, model, seed),
+        _, result = train(job, split, rd, dev, run.fingerprint, curves_dir=curves,
                           progress=rt["progress"])
         atomic.write_json(rd / "train.json", {
             "best_epoch": result.best_epoch, "best_valid": result.best_value,
@@ -96,21 +107,14 @@ def evaluate_stage(job: dict[str, Any], params: dict[str, Any], *, device: str |
     outputs = [rd / "metrics.json", rd / "ranks.parquet"]
     with artifact_lock(f"runs/{ds}/{model}/seed-{seed}/evaluate"):
         run = StageRun("evaluate", rd / "evaluate.manifest.json", inputs=inputs, outputs=outputs,
-                       params={**_train_params(job), "evaluation": job["evaluation"]}, family=job["family"])
+                       params={**train_params(job), "evaluation": job["evaluation"]}, family=job["family"])
         if not force and run.up_to_date():
             log.info("evaluate: up to date")
             return False
-        from .data.dataset import load_split
-        from .evaluation.evaluate import evaluate_model, load_trained
-        from .training.device import configure, resolve_device
+        from .evaluation.evaluate import evaluate_model
 
-        rt = runtime_config(params)
-        configure(threads or rt["num_threads"])
-        dev = resolve_device(device or rt["device"])
-        split = load_split(data_dir(ds))
-        train_info = _read_json(rd / "train.json")
-        train_manifest = _read_json(rd / "train.manifest.json")
-        net = load_trained(job, split, rd / "model.pt", train_manifest["fingerprint"], dev)
+        split, net, dev = load_run(job, params, rd, device=device, threads=threads)
+        train_info = read_json(rd / "train.json")
         result = evaluate_model(net, split, "test", job["evaluation"])
         metrics = {
             "dataset": ds, "model": model, "seed": seed, "profile": job["profile"],
@@ -132,7 +136,23 @@ def evaluate_stage(job: dict[str, Any], params: dict[str, Any], *, device: str |
         return True
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def load_run(job: dict[str, Any], params: dict[str, Any], rd: Path, *, device: str | None = None,
+             threads: int | None = None) -> tuple[Any, Any, Any]:
+    """The split, the trained model of ``rd`` (its best checkpoint, clean inputs) and the device."""
+    from .data.dataset import load_split
+    from .evaluation.evaluate import load_trained
+    from .training.device import configure, resolve_device
+
+    rt = runtime_config(params)
+    configure(threads or rt["num_threads"])
+    dev = resolve_device(device or rt["device"])
+    split = load_split(data_dir(job["dataset"]))
+    train_manifest = read_json(rd / "train.manifest.json")
+    net = load_trained(job, split, rd / "model.pt", train_manifest["fingerprint"], dev)
+    return split, net, dev
+
+
+def read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:

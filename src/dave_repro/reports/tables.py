@@ -122,10 +122,11 @@ def datasets_markdown(df: pd.DataFrame) -> str:
 # Summary (one row per dataset × model)
 
 
-def summary_frame(params: dict[str, Any], profile: str | None = None) -> pd.DataFrame:
+def summary_frame(params: dict[str, Any], profile: str | None = None,
+                  root: Path = Path("results")) -> pd.DataFrame:
     rows = []
     for ds in params["datasets"]:
-        agg = collect(params, ds, profile)
+        agg = collect(params, ds, profile, root)
         for model in paper.model_order(list(agg["models"])):
             res = agg["models"][model]
             row: dict[str, Any] = {"dataset": ds, "model": model, "name": paper.DISPLAY.get(model, model),
@@ -174,15 +175,23 @@ def summary_markdown(df: pd.DataFrame, profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(params: dict[str, Any], profile: str | None = None, out: Path = TABLES) -> list[Path]:
-    """Render every table into ``out`` (replaced as a whole)."""
+def write_tables(params: dict[str, Any], profile: str | None = None, out: Path = TABLES,
+                 root: Path = Path("results")) -> list[Path]:
+    """Render every table into ``out`` (replaced as a whole): Table 2, the summary, Tables 4-8."""
+    from .performance import dataset_table, table_latex, table_markdown
+
     prof = profile or params["profile"]
     ds = datasets_table(params)
-    summary = summary_frame(params, prof)
+    summary = summary_frame(params, prof, root)
+    per_dataset = {d: dataset_table(params, d, prof, root) for d in params["datasets"]}
     with atomic.atomic_dir(out) as tmp:
         ds.to_csv(tmp / "datasets.csv", index=False)
         (tmp / "datasets.md").write_text(datasets_markdown(ds))
         summary.to_csv(tmp / "summary.csv", index=False, float_format="%.6f")
         (tmp / "summary.md").write_text(summary_markdown(summary, prof))
+        for d, table in per_dataset.items():
+            table.to_csv(tmp / f"table-{d}.csv", index=False, float_format="%.6g")
+            (tmp / f"table-{d}.md").write_text(table_markdown(table, d, prof))
+            (tmp / f"table-{d}.tex").write_text(table_latex(table, d, prof))
         names = sorted(p.name for p in tmp.iterdir())
     return [out / n for n in names]

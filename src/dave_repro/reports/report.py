@@ -1,0 +1,135 @@
+"""``results/report.md``: what a reviewer reads first.
+
+Built only from files the pipeline wrote (the tables, the study summaries, the figures), so it
+is regenerated with them; the list of the paper's claims is computed (claims.py), never typed.
+Links are relative to ``results/``, so a copy of the folder (e.g. ``results/paper/``) keeps them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .. import atomic, config
+from ..errors import DataFormatError
+from . import paper
+from .claims import check_all, claims_markdown
+from .studies import read_summary
+
+RESULTS = Path("results")
+
+
+def _demote(markdown: str, levels: int = 2) -> str:
+    return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + levels) + " ", markdown, flags=re.M)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise DataFormatError(path, "missing (run `dave report tables` first)") from None
+
+
+def _figure(root: Path, name: str, caption: str) -> list[str]:
+    if not (root / "figures" / name).is_file():
+        return [f"*{caption}: not produced in this run (its study had no results).*", ""]
+    return [f"![{caption}](figures/{name})", ""]
+
+
+def _noise_section(noise: dict[str, pd.DataFrame]) -> list[str]:
+    lines = []
+    for ds, s in noise.items():
+        rows = s[s["group"] != "all"] if (s["group"] != "all").any() else s
+        piv = rows.pivot_table(index="model", columns="level", values="hr@10_mean")
+        piv = piv.loc[paper.model_order(list(piv.index))]
+        levels = list(piv.columns)
+        lines += [f"HR@10 on {paper.DATASET_TITLES.get(ds, ds)} by noise level (mean over seeds; "
+                  f"mode `{s['mode'].iloc[0]}`; full numbers in `noise/{ds}.csv`):", "",
+                  "| Model | " + " | ".join(f"p = {lv:g}" for lv in levels) + " |",
+                  "|---|" + "---|" * len(levels)]
+        for model, vals in piv.iterrows():
+            best = piv.max(axis=0)
+            cells = [f"**{v:.4f}**" if abs(v - best[lv]) < 1e-12 else f"{v:.4f}" for lv, v in vals.items()]
+            lines.append(f"| {paper.DISPLAY.get(model, model)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _tsne_section(tsne: dict[str, pd.DataFrame]) -> list[str]:
+    lines = []
+    for ds, s in tsne.items():
+        best = s[s["best"].astype(bool)]
+        lines += [f"Silhouette of the best k-means clustering of [μ, σ] on {paper.DATASET_TITLES.get(ds, ds)} "
+                  "(higher: more separated clusters; every k in `figures/tsne-silhouette.csv`):", "",
+                  "| Model | users (k) | items (k) |", "|---|---|---|"]
+        for model in paper.model_order(list(dict.fromkeys(best["model"]))):
+            cells = []
+            for side in ("user", "item"):
+                r = best[(best["model"] == model) & (best["side"] == side)]
+                cells.append("–" if r.empty else f"{r.iloc[0]['silhouette']:.3f} ({int(r.iloc[0]['k'])})")
+            lines.append(f"| {paper.DISPLAY.get(model, model)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _sweep_section(sweeps: dict[str, pd.DataFrame]) -> list[str]:
+    lines = []
+    for ds, s in sweeps.items():
+        for param in s["param"].unique():
+            g = s[s["param"] == param].groupby("value")[["hr@10", "ndcg@10"]].mean()
+            cells = " | ".join(f"{v}: {r['hr@10']:.4f} / {r['ndcg@10']:.4f}" for v, r in g.iterrows())
+            lines.append(f"* {paper.DATASET_TITLES.get(ds, ds)}, {param} (validation HR@10 / NDCG@10): {cells}")
+    return [*lines, ""] if lines else []
+
+
+def report_markdown(params: dict[str, Any], profile: str | None = None, root: Path = RESULTS) -> str:
+    prof_name = profile or params["profile"]
+    prof = config.active_profile(params, prof_name)
+    datasets = params["datasets"]
+    tables = {d: pd.read_csv(root / "tables" / f"table-{d}.csv") for d in datasets
+              if (root / "tables" / f"table-{d}.csv").is_file()}
+    noise = {d: s for d in datasets if (s := read_summary("noise", d, root)) is not None}
+    tsne = {d: s for d in datasets if (s := read_summary("tsne", d, root)) is not None}
+    sweeps = {d: s for d in datasets if (s := read_summary("sweeps", d, root)) is not None}
+    claims = check_all(tables, noise, tsne, sweeps)
+    names = ", ".join(paper.DISPLAY.get(m, m) for m in paper.model_order(prof["models"]))
+    lines = [
+        "# DAVE, reproduced: results beside the paper's",
+        "",
+        f"Profile `{prof_name}`: {names}; seeds {', '.join(map(str, prof['seeds']))}; datasets "
+        f"{', '.join(paper.DATASET_TITLES.get(d, d) for d in datasets)}. Everything below is generated "
+        "from the files in this folder (`dave report write`); the protocol is `PROTOCOL.md`.",
+        "",
+        "## The paper's claims (Section 4.2), checked against our numbers",
+        "",
+        claims_markdown(claims),
+        "## Datasets (Table 2)",
+        "",
+        _demote(_read(root / "tables" / "datasets.md")).split("\n", 2)[2].strip(),
+        "",
+        "## Recommendation performance (Tables 4–8)",
+        "",
+    ]
+    for d in datasets:
+        path = root / "tables" / f"table-{d}.md"
+        lines += [_demote(_read(path)).strip(), "", f"(also `tables/table-{d}.csv`, `tables/table-{d}.tex`)", ""]
+    lines += ["## Noise tolerability (Figure 2)", "", *_figure(root, "noise.png", "Figure 2: noise"),
+              *_noise_section(noise),
+              "## Expressiveness (Figures 3–4)", "",
+              *_figure(root, "tsne-users.png", "Figure 3: t-SNE of user posteriors"),
+              *_figure(root, "tsne-items.png", "Figure 4: t-SNE of item posteriors"),
+              *_tsne_section(tsne),
+              "## Hyper-parameters (Figures 5–6)", "",
+              *_figure(root, "sweep-dim.png", "Figure 5: embedding dimension"),
+              *_figure(root, "sweep-negratio.png", "Figure 6: negative sampling ratio"),
+              *_sweep_section(sweeps)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(params: dict[str, Any], profile: str | None = None, root: Path = RESULTS) -> Path:
+    path = root / "report.md"
+    atomic.write_text(path, report_markdown(params, profile, root))
+    return path

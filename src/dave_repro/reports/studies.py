@@ -1,0 +1,164 @@
+"""Per-dataset summaries of the studies (noise, t-SNE, sweeps): one CSV for people and figures,
+one JSON for ``dvc metrics diff``. A dataset outside a study gets empty files, so both engines
+can always ask for them."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import atomic
+from ..errors import DataFormatError
+from ..studies import noise_jobs, noise_path, sweep_points, tsne_jobs, tsne_path
+from . import paper
+
+RESULTS = Path("results")
+KINDS = ("noise", "tsne", "sweeps")
+NOISE_KEYS = ["model", "name", "mode", "group", "level"]
+SWEEP_METRICS = ("hr@10", "ndcg@10")
+
+
+def summary_paths(kind: str, dataset: str, root: Path = RESULTS) -> tuple[Path, Path]:
+    base = root / kind / dataset
+    return base.with_suffix(".csv"), base.with_suffix(".json")
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise DataFormatError(path, "missing (run its study job first)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataFormatError(path, f"not a readable CSV ({exc})") from None
+
+
+def _mean_std(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
+    g = frame.groupby(keys, sort=False, dropna=False)
+    out = g.size().rename("seeds").reset_index()
+    for m in metrics:
+        out[f"{m}_mean"] = g[m].mean().to_numpy()
+        out[f"{m}_std"] = g[m].std(ddof=1).fillna(0.0).to_numpy()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Noise
+
+
+def noise_summary(params: dict[str, Any], dataset: str, root: Path = RESULTS) -> pd.DataFrame:
+    frames = []
+    for d, model, seed in noise_jobs(params):
+        if d != dataset:
+            continue
+        df = _read_csv(noise_path(d, model, seed, root))
+        frames.append(df.assign(model=model, name=paper.DISPLAY.get(model, model), seed=seed))
+    if not frames:
+        return pd.DataFrame(columns=[*NOISE_KEYS, "seeds"])
+    allrows = pd.concat(frames, ignore_index=True)
+    metrics = [c for c in allrows.columns if c.startswith(("hr@", "ndcg@"))]
+    out = _mean_std(allrows, NOISE_KEYS, metrics)
+    users = allrows.groupby(NOISE_KEYS, sort=False, dropna=False)["users"].first().to_numpy()
+    return out.assign(users=users)
+
+
+def _level_key(level: Any) -> str:
+    return "all" if level is None or (isinstance(level, float) and math.isnan(level)) else f"{level:g}"
+
+
+def noise_metrics(summary: pd.DataFrame) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for row in summary.to_dict("records"):
+        block = out.setdefault(row["model"], {}).setdefault(_level_key(row["level"]), {})
+        for m in ("hr@5", "hr@10", "ndcg@5", "ndcg@10"):
+            if f"{m}_mean" in row:
+                block[m] = round(float(row[f"{m}_mean"]), 6)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# t-SNE
+
+
+def tsne_summary(params: dict[str, Any], dataset: str, root: Path = RESULTS) -> pd.DataFrame:
+    frames = []
+    for d, model, seed in tsne_jobs(params):
+        if d != dataset:
+            continue
+        df = _read_csv(tsne_path(d, model, seed, root).with_suffix(".csv"))
+        frames.append(df.assign(model=model, name=paper.DISPLAY.get(model, model), seed=seed))
+    cols = ["model", "name", "seed", "side", "k", "silhouette", "best", "dims"]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(frames, ignore_index=True)[cols]
+
+
+def tsne_metrics(summary: pd.DataFrame) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for r in summary[summary["best"].astype(bool)].itertuples(index=False):
+        out.setdefault(r.model, {})[f"{r.side}s"] = {"k": int(r.k), "silhouette": round(float(r.silhouette), 6)}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps
+
+
+def _validation_at_best(path: Path) -> dict[str, Any]:
+    try:
+        info = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataFormatError(path, "missing (train the sweep point first)") from None
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, f"not valid JSON ({exc})") from None
+    best = [h for h in info.get("history", []) if h.get("epoch") == info.get("best_epoch")]
+    if not best:
+        raise DataFormatError(path, f"no history record for the best epoch {info.get('best_epoch')}")
+    return {"best_epoch": info["best_epoch"], "epochs_run": info.get("epochs_run"),
+            **{m: best[0].get(f"valid/{m}", np.nan) for m in SWEEP_METRICS}}
+
+
+def sweep_summary(params: dict[str, Any], dataset: str, root: Path = RESULTS) -> pd.DataFrame:
+    rows = []
+    for p in sweep_points(params, dataset):
+        rd = root / p.rd.relative_to(RESULTS) if p.rd.is_relative_to(RESULTS) else p.rd
+        rows.append({"param": p.param, "value": p.value, "seed": p.seed, "chosen": p.chosen,
+                     "point": p.point, "run": p.rd.as_posix(), **_validation_at_best(rd / "train.json")})
+    cols = ["param", "value", "seed", "chosen", "point", "run", "best_epoch", "epochs_run", *SWEEP_METRICS]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def sweep_metrics(summary: pd.DataFrame) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if summary.empty:
+        return out
+    for (param, value), g in summary.groupby(["param", "value"], sort=False):
+        out.setdefault(param, {})[str(value)] = {m: round(float(g[m].mean()), 6) for m in SWEEP_METRICS}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def write_summary(kind: str, params: dict[str, Any], dataset: str, root: Path = RESULTS) -> list[Path]:
+    build, metrics = {"noise": (noise_summary, noise_metrics), "tsne": (tsne_summary, tsne_metrics),
+                      "sweeps": (sweep_summary, sweep_metrics)}[kind]
+    table = build(params, dataset, root)
+    csv, js = summary_paths(kind, dataset, root)
+    with atomic.atomic_path(csv) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6f")
+    atomic.write_json(js, metrics(table))
+    return [csv, js]
+
+
+def read_summary(kind: str, dataset: str, root: Path = RESULTS) -> pd.DataFrame | None:
+    """A study's summary, or None where it was not produced or holds no rows."""
+    csv, _ = summary_paths(kind, dataset, root)
+    if not csv.is_file():
+        return None
+    df = _read_csv(csv)
+    return None if df.empty else df

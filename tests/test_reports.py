@@ -1,0 +1,195 @@
+"""Tables 4-8 rendered from a small fixture of run results (no training): row and column order,
+the paper's values in place, mean ± std as the fixture says, bold/underline where the paper
+would put them, and the paired p-values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO
+
+from dave_repro.evaluation.metrics import metrics_from_ranks, per_user_ndcg
+from dave_repro.reports import paper, performance
+from dave_repro.reports.significance import against_reference, paired_test
+from dave_repro.reports.tables import write_tables
+
+MODELS = ["itempop", "dave", "apr", "dave-aae", "cdae", "acae", "dave-adv"]  # deliberately not paper order
+SEEDS = [0, 1, 2]
+N_USERS = 300
+QUALITY = {"dave": 6, "dave-aae": 6, "apr": 9, "acae": 10, "cdae": 14, "dave-adv": 8, "itempop": 40}
+
+
+def fake_ranks(model: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-user ranks: smaller scale = better model; DAVE+aae shares DAVE's ranks exactly."""
+    key = "dave" if model == "dave-aae" else model
+    rng = np.random.default_rng([seed, sum(map(ord, key))])
+    sampled = np.minimum(rng.geometric(1 / QUALITY[model], N_USERS), 100).astype(np.int32)
+    full = (sampled * 2 - rng.integers(0, 2, N_USERS)).astype(np.int32)
+    return sampled, full
+
+
+def write_fake_runs(root: Path, dataset: str = "ml-100k", models=MODELS, seeds=SEEDS) -> None:
+    for model in models:
+        for seed in seeds:
+            rd = root / "runs" / dataset / model / f"seed-{seed}"
+            rd.mkdir(parents=True, exist_ok=True)
+            rs, rf = fake_ranks(model, seed)
+            pd.DataFrame({"user": np.arange(N_USERS, dtype=np.int32), "rank_sampled": rs,
+                          "rank_full": rf}).to_parquet(rd / "ranks.parquet", index=False)
+            (rd / "metrics.json").write_text(json.dumps({
+                "dataset": dataset, "model": model, "seed": seed, "profile": "quick",
+                "sampled": metrics_from_ranks(rs, [5, 10, 20]), "full": metrics_from_ranks(rf, [5, 10, 20]),
+                "best_epoch": 1, "train_seconds": 1.0, "device": "cpu"}))
+
+
+def fake_params(params: dict, models=MODELS, seeds=SEEDS) -> dict:
+    import copy
+
+    p = copy.deepcopy(params)
+    p["datasets"] = ["ml-100k"]
+    p["profile"] = "quick"
+    p["profiles"]["quick"]["models"] = list(models)
+    p["profiles"]["quick"]["seeds"] = list(seeds)
+    return p
+
+
+@pytest.fixture()
+def results(tmp_path, monkeypatch, params):
+    monkeypatch.chdir(tmp_path)
+    write_fake_runs(tmp_path / "results")
+    return tmp_path / "results", fake_params(params)
+
+
+def expected_means(metric: str, protocol: str = "sampled") -> dict[str, tuple[float, float]]:
+    out = {}
+    for model in MODELS:
+        vals = [metrics_from_ranks(fake_ranks(model, s)[0 if protocol == "sampled" else 1], [5, 10, 20])[metric]
+                for s in SEEDS]
+        out[model] = (float(np.mean(vals)), float(np.std(vals, ddof=1)))
+    return out
+
+
+def test_paper_numbers_are_the_shared_copy():
+    shared = REPO.parent / "shared" / "paper"
+    for name in ("paper_results.csv", "dataset_stats.csv", "hyperparameters.csv"):
+        ours = REPO / "src/dave_repro/reports/paper_numbers" / name
+        if (shared / name).is_file():  # the project's shared copy, where this checkout has one
+            assert ours.read_bytes() == (shared / name).read_bytes(), name
+    assert len(paper.results()) == 60 and set(paper.results()["model"]) == set(paper.PAPER_ORDER)
+
+
+def test_table_rows_columns_values_and_marks(results):
+    root, params = results
+    written = write_tables(params, out=root / "tables", root=root)
+    names = {p.name for p in written}
+    assert {"datasets.md", "summary.md", "table-ml-100k.csv", "table-ml-100k.md", "table-ml-100k.tex"} <= names
+    df = pd.read_csv(root / "tables" / "table-ml-100k.csv")
+    # paper order (CDAE, APR, ACAE, ..., DAVE-adv, DAVE+aae, DAVE), then what the paper lacks
+    assert list(df["model"]) == ["cdae", "apr", "acae", "dave-adv", "dave-aae", "dave", "itempop"]
+    assert list(df.columns) == performance.columns()
+    assert df.columns[3:7].tolist() == ["hr@5_mean", "hr@5_std", "hr@5_paper", "hr@5_diff"]
+    assert (df["seeds"] == 3).all()
+    md = (root / "tables" / "table-ml-100k.md").read_text()
+    first_section = md.split("## Full ranking")[0]
+    lines = {r.split(" | ")[0].lstrip("| "): r for r in first_section.splitlines()
+             if r.startswith("| ") and " ± " in r}
+    order = [line.split(" | ")[0].lstrip("| ") for line in first_section.splitlines()
+             if line.startswith("| ") and " ± " in line]
+    assert order == ["CDAE", "APR", "ACAE", "DAVE-adv", "DAVE+aae", "DAVE", "ItemPop"]
+    header = next(line for line in md.splitlines() if line.startswith("| Model"))
+    assert header.split(" | ")[2:8] == ["HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20"]
+    for metric in paper.METRIC_COLUMNS:
+        exp = expected_means(metric)
+        for model, (mean, std) in exp.items():
+            row = df[df["model"] == model].iloc[0]
+            assert row[f"{metric}_mean"] == pytest.approx(mean, abs=1e-6)
+            assert row[f"{metric}_std"] == pytest.approx(std, abs=1e-6)
+            pv = paper.paper_value("ml-100k", model, metric)
+            if pv is None:
+                assert pd.isna(row[f"{metric}_paper"])
+            else:
+                assert row[f"{metric}_paper"] == pv
+                assert row[f"{metric}_diff"] == pytest.approx(mean - pv, abs=1e-6)
+            assert f"{mean:.4f} ± {std:.4f}" in lines[paper.DISPLAY[model]]
+        best = max(exp, key=lambda m: exp[m][0])
+        robust = max(paper.ROBUST, key=lambda m: exp[m][0])
+        assert df.loc[df[f"{metric}_best"], "model"].tolist() == [m for m in df["model"] if m in ("dave", "dave-aae")
+                                                                 and exp[m][0] == exp[best][0]]
+        assert df.loc[df[f"{metric}_best_robust"], "model"].tolist() == [robust]
+        cell = f"{exp[robust][0]:.4f} ± {exp[robust][1]:.4f}"
+        assert f"<u>{cell}</u>" in lines[paper.DISPLAY[robust]]
+    # DAVE and DAVE+aae tie (same ranks), so both are bold; the paper's own marks sit in brackets
+    m10 = expected_means("hr@10")
+    assert f"**{m10['dave'][0]:.4f} ± {m10['dave'][1]:.4f}**" in lines["DAVE"]
+    assert f"**{m10['dave'][0]:.4f} ± {m10['dave'][1]:.4f}**" in lines["DAVE+aae"]
+    assert "[**0.6776**" in lines["DAVE+aae"]  # paper's best HR@10 on ml-100k is DAVE+aae
+    assert "[<u>0.6755</u>" in lines["APR"]  # paper's best robust HR@10 is APR
+    assert "[**0.4995**" in lines["DAVE"]  # paper's best HR@5 is DAVE
+    assert "[not in the paper]" in lines["ItemPop"]
+    assert "Not run in this profile" in md and "CFGAN" in md.split("Not run in this profile")[1]
+
+
+def test_paired_tests_in_the_table(results):
+    root, params = results
+    write_tables(params, out=root / "tables", root=root)
+    df = pd.read_csv(root / "tables" / "table-ml-100k.csv").set_index("model")
+    md = (root / "tables" / "table-ml-100k.md").read_text()
+
+    def user_ndcg(model, proto=0):
+        return np.mean([per_user_ndcg(fake_ranks(model, s)[proto], 10) for s in SEEDS], axis=0)
+
+    from scipy.stats import wilcoxon
+
+    d = user_ndcg("dave") - user_ndcg("apr")
+    assert df.loc["apr", "dave_diff_ndcg@10"] == pytest.approx(d.mean(), abs=1e-6)
+    assert df.loc["apr", "dave_p_ndcg@10"] == pytest.approx(wilcoxon(d[d != 0]).pvalue, rel=1e-4)
+    assert df.loc["apr", "dave_users_ndcg@10"] == np.count_nonzero(d)
+    assert df.loc["itempop", "dave_p_ndcg@10"] < 1e-4 and df.loc["itempop", "dave_diff_ndcg@10"] > 0.1
+    assert pd.isna(df.loc["dave-aae", "dave_p_ndcg@10"]) and df.loc["dave-aae", "dave_users_ndcg@10"] == 0
+    assert pd.isna(df.loc["dave", "dave_p_ndcg@10"])
+    df_full = user_ndcg("dave", 1) - user_ndcg("cdae", 1)
+    assert df.loc["cdae", "full_dave_diff_ndcg@10"] == pytest.approx(df_full.mean(), abs=1e-6)
+    assert "no difference" in md and "(reference)" in md and "p < 1e-4" in md
+    assert "Wilcoxon signed-rank" in md and "averaged over the model's seeds" in md
+
+
+def test_paired_test_edge_cases():
+    a = np.array([1.0, 0.5, 0.0, 0.2])
+    assert np.isnan(paired_test(a, a.copy())["p"]) and paired_test(a, a.copy())["users"] == 0
+    assert paired_test(a, np.zeros(4)) == pytest.approx({"diff": 0.425, "p": 0.25, "users": 3})
+    with pytest.raises(ValueError):
+        paired_test(a, np.zeros(3))
+
+
+def test_no_dave_no_tests(results, params):
+    root, _ = results
+    p = fake_params(params, models=["apr", "cdae"])
+    assert against_reference(root, "ml-100k", {"apr": SEEDS, "cdae": SEEDS}) == {}
+    df = performance.dataset_table(p, "ml-100k", root=root)
+    assert df["dave_p_ndcg@10"].isna().all()
+    assert "no paired tests" in performance.table_markdown(df, "ml-100k", "quick")
+
+
+def test_latex_table(results):
+    root, params = results
+    write_tables(params, out=root / "tables", root=root)
+    tex = (root / "tables" / "table-ml-100k.tex").read_text()
+    assert tex.count(r"\begin{tabular}") == 2 and r"\toprule" in tex
+    body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0]
+    names = [line.split(" & ")[0] for line in body.strip().splitlines() if not line.startswith(r"\quad")]
+    assert names == ["CDAE", "APR", "ACAE", "DAVE-adv", "DAVE+aae", "DAVE", "ItemPop"]
+    assert r"\textbf{" in body and r"\underline{" in body and r"\textit{paper ($\Delta$)}" in body
+
+
+def test_missing_ranks_are_a_clear_error(results):
+    from dave_repro.errors import DataFormatError
+
+    root, params = results
+    (root / "runs/ml-100k/apr/seed-1/ranks.parquet").unlink()
+    with pytest.raises(DataFormatError, match="ranks.parquet: missing"):
+        write_tables(params, out=root / "tables", root=root)
+    assert not (root / "tables").exists()  # nothing half-written

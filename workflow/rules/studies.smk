@@ -1,0 +1,128 @@
+# The studies of Section 4.2 beyond Tables 4-8 (see src/dave_repro/studies.py for which jobs
+# exist): noise (Figure 2), t-SNE (Figures 3-4) and hyper-parameter sweeps (Figures 5-6). Each job
+# reads a trained run; each dataset's summary exists (empty) even where a study does not apply.
+
+wildcard_constraints:
+    point=r"default|[a-z_]+-\d+",
+
+
+def study_key(stage):
+    return lambda w: engine.key_file(stage, engine.study_key(P, stage, w.dataset, w.model, w.seed),
+                                     w.dataset, w.model, f"seed-{w.seed}")
+
+
+rule noise:
+    input:
+        study_key("noise"),
+        RUN + "model.pt",
+        RUN + "train.json",
+        SPLIT + "train_csr.npz",
+        SPLIT + "test.parquet",
+        SPLIT + "negatives_test.parquet",
+    output:
+        update("results/noise/{dataset}/{model}-seed-{seed}.csv"),
+        update("results/noise/{dataset}/{model}-seed-{seed}.manifest.json"),
+    params:
+        profile=PROFILE,
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    log:
+        "logs/noise/{dataset}/{model}/seed-{seed}.log",
+    shell:
+        "dave noise {wildcards.dataset} {wildcards.model} {wildcards.seed} "
+        "--profile {params.profile} --threads {threads} 2> {log}"
+
+
+rule tsne:
+    input:
+        study_key("tsne"),
+        RUN + "model.pt",
+        RUN + "train.json",
+        SPLIT + "train_csr.npz",
+    output:
+        update("results/tsne/{dataset}/{model}-seed-{seed}.parquet"),
+        update("results/tsne/{dataset}/{model}-seed-{seed}.csv"),
+        update("results/tsne/{dataset}/{model}-seed-{seed}.manifest.json"),
+    params:
+        profile=PROFILE,
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        "logs/tsne/{dataset}/{model}/seed-{seed}.log",
+    shell:
+        "dave tsne {wildcards.dataset} {wildcards.model} {wildcards.seed} "
+        "--profile {params.profile} --threads {threads} 2> {log}"
+
+
+SWEEP_RUN = "results/sweep-runs/{dataset}/{model}/{point}/seed-{seed}/"
+
+
+rule sweep_train:
+    input:
+        lambda w: engine.key_file("train", engine.sweep_key(P, w.dataset, w.point, w.seed),
+                                  "sweeps", w.dataset, w.point, f"seed-{w.seed}"),
+        SPLIT + "train_csr.npz",
+        SPLIT + "valid.parquet",
+        SPLIT + "negatives_valid.parquet",
+    output:
+        update(SWEEP_RUN + "model.pt"),
+        update(SWEEP_RUN + "train.json"),
+        update(SWEEP_RUN + "train.manifest.json"),
+    params:
+        profile=PROFILE,
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=720,
+        gpu=1,
+    log:
+        "logs/sweeps/{dataset}/{model}/{point}/seed-{seed}.log",
+    shell:
+        "dave sweep {wildcards.dataset} {wildcards.point} {wildcards.seed} "
+        "--profile {params.profile} --threads {threads} 2> {log}"
+
+
+rule noise_summary:
+    input:
+        lambda w: engine.noise_targets(P, w.dataset),
+    output:
+        "results/noise/{dataset}.csv",
+        "results/noise/{dataset}.json",
+    params:
+        profile=PROFILE,
+    log:
+        "logs/noise/{dataset}.log",
+    shell:
+        "dave report noise {wildcards.dataset} --profile {params.profile} 2> {log}"
+
+
+rule tsne_summary:
+    input:
+        lambda w: engine.tsne_targets(P, w.dataset),
+    output:
+        "results/tsne/{dataset}.csv",
+        "results/tsne/{dataset}.json",
+    params:
+        profile=PROFILE,
+    log:
+        "logs/tsne/{dataset}.log",
+    shell:
+        "dave report tsne {wildcards.dataset} --profile {params.profile} 2> {log}"
+
+
+rule sweep_summary:
+    input:
+        lambda w: engine.sweep_targets(P, w.dataset),
+    output:
+        "results/sweeps/{dataset}.csv",
+        "results/sweeps/{dataset}.json",
+    params:
+        profile=PROFILE,
+    log:
+        "logs/sweeps/{dataset}.log",
+    shell:
+        "dave report sweeps {wildcards.dataset} --profile {params.profile} 2> {log}"
