@@ -262,7 +262,7 @@ def test_cdae_user_node_makes_two_users_with_one_row_differ(params):
 
 # -- ACAE ----------------------------------------------------------------------------------------
 def test_acae_adversarial_noise_has_norm_eps_along_the_gradient(params):
-    net, train = make(params, "acae", eps=0.4, noise={"encoder": 1.0, "user": 0.5, "hidden": 0.25, "decoder": 1.0})
+    net, train = make(params, "acae", eps=0.4, hidden_activation="sigmoid", noise={"encoder": 1.0, "user": 0.5, "hidden": 0.25, "decoder": 1.0})
     batch = first_batch(net, train, 1)
     rows = net.rows(batch.users)
     delta = net.perturbations(rows, batch.users)
@@ -438,7 +438,7 @@ def test_recvae_composite_prior_mixes_its_three_components(params):
 
 
 def test_recvae_alternates_encoder_and_decoder_and_refreshes_the_prior(params):
-    net, train = make(params, "recvae", batch_size=20, encoder_passes=3, decoder_passes=1)
+    net, train = make(params, "recvae", batch_size=20, encoder_passes=3, decoder_passes=1, epoch_passes=1)
     net.on_epoch_start(0)
     batches = list(net.batches(train, np.random.default_rng(0), None))
     assert [b.phase for b in batches] == ["encoder"] * 6 + ["decoder"] * 2
