@@ -54,9 +54,83 @@ DAVE = Map(
 
 ITEMPOP = Map({"family": Str(choices=("itempop",))})
 
+# -- the nine baselines (Section 4.1.3); values and sources in params.yaml, docs/models.md ------
+POSITIVE = Float(min=0.0, exclusive_min=True)
+SHARE = Float(min=0.0, max=1.0)
+WIDTHS = List(Int(min=1), min_len=1)
+EPOCH_PASSES = Int(min=1)  # passes over the training data that one trainer epoch makes
+
+
+def _family(name: str) -> Str:
+    return Str(choices=(name,))
+
+
+NEUMF = Map({
+    "family": _family("neumf"), "factors": Int(min=1), "mlp_layers": List(Int(min=2), min_len=1),
+    "negative_ratio": _dataset_setting(1), "batch_size": _dataset_setting(1), "lr": POSITIVE,
+    "pretrain_passes": Int(min=0), "pretrain_alpha": SHARE, "finetune_optimizer": Str(choices=("adam", "sgd")),
+    "epoch_passes": EPOCH_PASSES,
+})
+APR = Map({
+    "family": _family("apr"), "embedding_dim": _dataset_setting(1), "batch_size": Int(min=1), "lr": POSITIVE,
+    "reg": Float(min=0.0), "eps": Float(min=0.0), "reg_adv": Float(min=0.0), "pretrain_passes": Int(min=0),
+    "epoch_passes": EPOCH_PASSES,
+})
+CDAE = Map({
+    "family": _family("cdae"), "hidden": Int(min=1), "hidden_activation": Str(choices=("sigmoid", "relu", "tanh")),
+    "corruption": Float(min=0.0, max=0.99), "reg": Float(min=0.0), "lr": POSITIVE, "batch_size": Int(min=1),
+    "epoch_passes": EPOCH_PASSES,
+})
+ACAE = Map({
+    "family": _family("acae"), "hidden": Int(min=1), "hidden_activation": Str(choices=("sigmoid", "relu", "tanh")),
+    "eps": Float(min=0.0), "reg_adv": Float(min=0.0),
+    "noise": Map({k: Float(min=0.0) for k in ("encoder", "user", "hidden", "decoder")}),
+    "reg": Float(min=0.0), "lr": POSITIVE, "batch_size": Int(min=1), "pretrain_passes": Int(min=0),
+    "epoch_passes": EPOCH_PASSES,
+})
+CFGAN = Map({
+    "family": _family("cfgan"), "scheme": Str(choices=("ZP", "ZR", "PM")),
+    "g_hidden": Int(min=1), "g_layers": Int(min=1), "d_hidden": Int(min=1), "d_layers": Int(min=1),
+    "g_lr": POSITIVE, "d_lr": POSITIVE, "g_reg": Float(min=0.0), "d_reg": Float(min=0.0),
+    "g_batch_size": Int(min=1), "d_batch_size": Int(min=1), "g_passes": Int(min=1), "d_passes": Int(min=1),
+    "zr_ratio": SHARE, "pm_ratio": SHARE, "zr_coefficient": Float(min=0.0), "epoch_passes": EPOCH_PASSES,
+})
+AVB_FIELDS = {
+    "embedding_dim": _dataset_setting(1), "encoder_hidden": WIDTHS, "decoder_hidden": POSITIVE_INTS,
+    "critic_hidden": WIDTHS, "noise_dim": Int(min=1), "lr": POSITIVE, "critic_lr": POSITIVE,
+    "beta1": Float(min=0.0, max=0.999), "batch_size": Int(min=1), "epoch_passes": EPOCH_PASSES,
+}
+AVB = Map({"family": _family("avb"), **AVB_FIELDS})
+VAEGAN = Map({
+    "family": _family("vaegan"), **AVB_FIELDS, "discriminator_hidden": WIDTHS,
+    "gan_weight": Float(min=0.0), "contractive_weight": Float(min=0.0),
+})
+CVAE_GAN = Map({
+    "family": _family("cvae-gan"), "embedding_dim": _dataset_setting(1), "encoder_hidden": WIDTHS,
+    "generator_hidden": WIDTHS, "discriminator_hidden": WIDTHS, "classifier_hidden": WIDTHS,
+    "lr": POSITIVE, "beta1": Float(min=0.0, max=0.999), "batch_size": Int(min=1),
+    "loss_weights": Map({k: Float(min=0.0) for k in ("kl", "encoder_pairwise", "generator_pairwise",
+                                                     "mean_matching")}),
+    "epoch_passes": EPOCH_PASSES,
+})
+RECVAE = Map({
+    "family": _family("recvae"), "hidden": Int(min=1), "latent": Int(min=1), "lr": POSITIVE,
+    "batch_size": Int(min=1), "gamma": Float(min=0.0), "dropout": Float(min=0.0, max=0.99),
+    "encoder_passes": Int(min=1), "decoder_passes": Int(min=1), "epoch_passes": EPOCH_PASSES,
+})
+
 FAMILIES: dict[str, Spec] = {
     "dave": DAVE,
     "itempop": ITEMPOP,
+    "neumf": NEUMF,
+    "cdae": CDAE,
+    "cfgan": CFGAN,
+    "apr": APR,
+    "acae": ACAE,
+    "avb": AVB,
+    "vaegan": VAEGAN,
+    "cvae-gan": CVAE_GAN,
+    "recvae": RECVAE,
 }
 
 # Families that learn nothing: trained in one pass, no epochs, no checkpoints to resume.
@@ -64,4 +138,4 @@ NON_ITERATIVE = {"itempop"}
 
 # Families whose prediction reads the user's (and item's) interaction vectors, so that the
 # noise study (Section 4.2.2) can corrupt those inputs at test time.
-READS_INTERACTION_VECTORS = {"dave"}
+READS_INTERACTION_VECTORS = {"dave", "cdae", "acae", "recvae", "cvae-gan", "cfgan", "avb", "vaegan"}

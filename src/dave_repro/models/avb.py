@@ -1,0 +1,78 @@
+"""AVB (Mescheder et al., ICML'17) on users' rows: a VAE with a black-box posterior, its KL term
+estimated by an adversarially trained discriminator T(x, z).
+
+* Encoder ``z = f(x, ε)``: the user's row and Gaussian noise enter the network together, so
+  q(z | x) is implicit (AVB §3).
+* Discriminator ``T(x, z)`` sees the input row and the code (AVB Eq. 3): trained with the
+  logistic loss to tell (x, z ~ q(z|x)) from (x, z ~ p(z)), p = N(0, I); at its optimum
+  ``T*(x, z) = log q(z|x) − log p(z)``, so ``−T`` stands in for −KL.
+* Encoder and decoder maximise ``E[−T(x, z) + log p(x | z)]`` (AVB Eq. 4; Algorithm 1: one T
+  step, then one VAE step per batch), with independent Bernoullis over the items as p(x | z).
+
+Adam with β₁ = 0.5, as in the authors' code. Prediction: the decoder's logits for the code of
+the user's training row at ε = 0 (a deterministic code; a user-based model).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .baseline_utils import (
+    BernoulliDecoder,
+    ImplicitEncoder,
+    PairCritic,
+    UserBatch,
+    UserRowModel,
+    bernoulli_nll,
+    critic_loss,
+    frozen,
+)
+
+
+class AVB(UserRowModel):
+    family = "avb"
+
+    def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
+        super().__init__(n_users, n_items, params)
+        p = params
+        d = p["embedding_dim"]
+        self.encoder = ImplicitEncoder(n_items, p["encoder_hidden"], p["noise_dim"], d)
+        self.decoder = BernoulliDecoder(d, p["decoder_hidden"], n_items)
+        self.critic = PairCritic(n_items, d, p["critic_hidden"])
+        self._opts: dict[str, torch.optim.Optimizer] | None = None
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        if self._opts is None:
+            p = self.params
+            betas = (p["beta1"], 0.999)
+            vae = [*self.encoder.parameters(), *self.decoder.parameters()]
+            self._opts = {"vae": torch.optim.Adam(vae, lr=p["lr"], betas=betas),
+                          "critic": torch.optim.Adam(self.critic.parameters(), lr=p["critic_lr"], betas=betas)}
+        return self._opts
+
+    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, float]:
+        opts = self.optimizers()
+        sparse = self.user_rows.rows(batch.users)  # type: ignore[union-attr]
+        n, dev = batch.users.numel(), batch.users.device
+        z = self.encoder(sparse, self.encoder.noise(n, generator, dev))
+        z_prior = torch.randn(z.shape, generator=generator, device=dev)
+        t_loss = critic_loss(self.critic, sparse, z, z_prior)  # AVB Eq. 3, T first
+        opts["critic"].zero_grad(set_to_none=True)
+        t_loss.backward()
+        opts["critic"].step()
+        with frozen(self.critic.parameters()):
+            t = self.critic(self.critic.features(sparse), z)
+            nll = bernoulli_nll(self.decoder(z), sparse.to_dense())
+            loss = (t + nll).mean()  # −(AVB Eq. 4)
+        opts["vae"].zero_grad(set_to_none=True)
+        loss.backward()
+        opts["vae"].step()
+        return {"loss": float(loss.detach()), "loss_reconstruction": float(nll.mean().detach()),
+                "loss_kl_estimate": float(t.mean().detach()), "loss_critic": float(t_loss.detach())}
+
+    @torch.no_grad()
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        sparse = self.user_rows.rows(users)  # type: ignore[union-attr]
+        return self.decoder(self.encoder(sparse, self.encoder.noise(users.numel(), None, users.device)))

@@ -1,0 +1,62 @@
+"""CDAE (Wu et al., WSDM'16): a denoising auto-encoder of the user's row with a user node.
+
+``h = σ(Wᵀ ỹ_u + V_u + b)``, ``ŷ = σ(W'ᵀ h + b')`` (CDAE Eq. 4-5): ``ỹ_u`` is the training row
+with each entry dropped with probability q and the kept ones scaled by 1/(1−q) (CDAE §4.2,
+unbiased drop-out corruption), ``V_u`` the user's own input node. Loss: the logistic (binary
+cross-entropy) loss over the row's entries plus ``λ/2 · ‖W, W', V‖²`` (CDAE Eq. 6). Prediction
+reads the user's uncorrupted training row (a user-based model).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .baseline_utils import UserBatch, UserRowModel, dropout, l2
+
+HIDDEN_ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
+
+
+class CDAE(UserRowModel):
+    family = "cdae"
+
+    def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
+        super().__init__(n_users, n_items, params)
+        k = params["hidden"]
+        self.encoder = nn.Linear(n_items, k)
+        self.user_node = nn.Embedding(n_users, k)
+        nn.init.normal_(self.user_node.weight, 0.0, 0.01)
+        self.decoder = nn.Linear(k, n_items)
+        self._opt: torch.optim.Optimizer | None = None
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        if self._opt is None:
+            self._opt = torch.optim.Adam(self.parameters(), lr=self.params["lr"])
+        return {"cdae": self._opt}
+
+    def corrupt(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Drop-out corruption: each entry zeroed with probability q, the rest scaled by 1/(1−q)."""
+        return dropout(rows, self.params["corruption"], generator)
+
+    def logits(self, inputs: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        act = HIDDEN_ACTIVATIONS[self.params["hidden_activation"]]
+        return self.decoder(act(self.encoder(inputs) + self.user_node(users)))
+
+    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, float]:
+        opt = self.optimizers()["cdae"]
+        rows = self.rows(batch.users)
+        z = self.logits(self.corrupt(rows, generator), batch.users)
+        rec = F.binary_cross_entropy_with_logits(z, rows, reduction="none").sum(dim=1).mean()
+        reg = self.params["reg"] * l2([self.encoder.weight, self.decoder.weight, self.user_node.weight])
+        loss = rec + reg
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": float(loss.detach()), "loss_reconstruction": float(rec.detach())}
+
+    @torch.no_grad()
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        return self.logits(self.rows(users), users)
