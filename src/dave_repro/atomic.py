@@ -54,9 +54,9 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + target.name + ".", dir=target.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)
+    old = None
     try:
         yield tmp
-        old = None
         if target.exists():
             old = target.with_name(f"{TMP_PREFIX}{target.name}.old-{os.getpid()}")
             os.replace(target, old)
@@ -65,6 +65,8 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         _fsync_dir(target.parent)
     except BaseException:
+        if old is not None and old.exists() and not target.exists():
+            os.replace(old, target)  # interrupted between the two renames: the old one goes back
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
