@@ -3,11 +3,13 @@ stop it at a chosen moment."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dave_repro.locks import LOCK_DIR
@@ -65,3 +67,16 @@ def wait_for(pred: Callable[[], bool], timeout: float, proc: subprocess.Popen | 
 
 def temporaries(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.glob(".tmp-*")) if directory.is_dir() else []
+
+
+@contextlib.contextmanager
+def root_logging_restored() -> Iterator[None]:
+    """``cli.main`` run in-process replaces the root log handlers (with one bound to this test's
+    captured stderr); put the previous ones back so later tests log where they expect."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from faults import root_logging_restored
 
 from dave_repro import cli, config, engine
 from dave_repro.errors import ConfigError
@@ -29,6 +30,12 @@ COMMANDS = [
     ["report", "metrics", "ml-100k"],
     ["report", "tables"],
 ]
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored():
+    with root_logging_restored():
+        yield
 
 
 def run_cli(ws: Path, argv: list[str], capsys, monkeypatch) -> tuple[int, str]:

@@ -13,4 +13,4 @@ rule tables:
     log:
         "logs/tables.log",
     shell:
-        "dave report tables --profile {params.profile} --datasets {params.datasets} 2> {log}"
+        "dave report tables --profile {params.profile:q} --datasets {params.datasets:q} 2> {log}"
