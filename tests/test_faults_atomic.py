@@ -10,7 +10,9 @@ gives.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import random
 import signal
 import subprocess
@@ -21,9 +23,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import yaml
-from faults import dave, lock_held, lock_path, temporaries, wait_for
+from faults import dave, lock_held, lock_path, root_logging_restored, temporaries, wait_for
 
-from dave_repro import atomic, config
+from dave_repro import atomic, cli, config
 from dave_repro.data import split as split_module
 from dave_repro.data import stages
 from dave_repro.hashing import sha256_file
@@ -241,3 +243,30 @@ def test_training_killed_again_and_again_resumes_to_the_uninterrupted_result(tin
     assert metrics["best_epoch"] == reference["best_epoch"]
     info = json.loads((rd / "train.json").read_text())
     assert info["resumed_from_epoch"] == (resumed[-1] if resumed else None)
+
+
+def test_disk_full_mid_write_is_a_clear_error_and_the_next_run_recovers(two_splits, monkeypatch, capsys):
+    ws, d, ref = two_splits
+    real_fsync = atomic._fsync
+
+    def fsync(path: Path) -> None:  # the disk fills up while the fifth output is written
+        if path.name.startswith(f"{atomic.TMP_PREFIX}negatives_test.parquet."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real_fsync(path)
+
+    monkeypatch.setattr(atomic, "_fsync", fsync)
+    set_split_seed(ws, 11)
+    monkeypatch.delenv("DAVE_PARAMS", raising=False)
+    with root_logging_restored():
+        assert cli.main(["split", DS]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "negatives_test.parquet." in err and err.endswith(
+        "No space left on device; completed artifacts are kept, partial ones were discarded (-v for details)")
+    assert temporaries(d) == []
+    for name in split_module.OUTPUTS:
+        assert (d / name).read_bytes() in (ref[2024][name], ref[11][name])
+    assert json.loads((d / "split.manifest.json").read_text())["fingerprint"] == ref[2024]["fingerprint"]
+    monkeypatch.setattr(atomic, "_fsync", real_fsync)  # space freed: the next run completes
+    p = config.load_params(ws / "params.yaml")
+    assert stages.run_split(config.dataset_config(p, DS)) is True
+    assert all((d / n).read_bytes() == ref[11][n] for n in split_module.OUTPUTS)

@@ -139,6 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Terminated:
             logger.error("terminated (SIGTERM); completed artifacts are kept, partial ones were discarded")
             return Terminated.exit_code
+        except OSError as exc:  # the machine, not the input: a full disk, permissions, a read-only mount
+            logger.debug("details", exc_info=True)
+            where = f"{exc.filename}: " if exc.filename else ""
+            logger.error("%s%s; completed artifacts are kept, partial ones were discarded (-v for details)",
+                         where, exc.strerror or exc)
+            return 1
 
 
 if __name__ == "__main__":

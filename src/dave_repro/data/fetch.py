@@ -60,6 +60,10 @@ class _Missing(Exception):
     """The file is not at this location (404, no such path): try the next variant or form."""
 
 
+class _Refused(DownloadError):
+    """A refusal that another attempt cannot change (e.g. a mirror link leading outside)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Locations: a local directory or an http(s) base URL, behind one small interface.
 
@@ -82,7 +86,7 @@ class DirLocation(Location):
     def _path(self, rel: str) -> Path:
         p = (self.root / rel).resolve()
         if not p.is_relative_to(self.root.resolve()):
-            raise DownloadError(f"mirror path {rel!r} escapes the mirror directory")
+            raise _Refused(f"mirror path {rel!r} escapes the mirror directory; refused")
         return p
 
     def open(self, rel: str) -> tuple[IO[bytes], int | None]:
@@ -201,7 +205,7 @@ def _with_retries(fn: Callable[[], Any], what: str, settings: FetchSettings) -> 
     for attempt in range(1, settings.retries + 1):
         try:
             return fn()
-        except (_Missing, ChecksumError, ArchiveError):
+        except (_Missing, ChecksumError, ArchiveError, _Refused):
             raise
         except (DownloadError, OSError, socket.timeout) as exc:
             if attempt == settings.retries:
