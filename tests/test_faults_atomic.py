@@ -58,18 +58,23 @@ def load_each(d: Path) -> None:
             json.loads(f.read_text())
 
 
-def kill_at(proc: subprocess.Popen, lock: Path, sig: int, moment: float | str | tuple[str, int],
+def kill_at(proc: subprocess.Popen, lock: Path, sig: int, moment: float | str | tuple,
             d: Path, outputs: tuple[str, ...] = ()) -> None:
     """Send ``sig`` once ``proc`` holds ``lock`` and then: ``moment`` seconds passed; or (for
     "writing") the first time a temporary file shows up in ``d``; or (for ("after", k)) as soon
-    as k of ``outputs`` have been renamed into place."""
+    as k of ``outputs`` have been renamed into place; or (for ("renewed", name, s)) s seconds
+    after this run first replaced ``name``."""
     assert wait_for(lambda: lock_held(lock, proc.pid), 60, proc), proc.communicate()
     if moment == "writing":
         wait_for(lambda: bool(temporaries(d)), 60, proc, every=0.0002)
-    elif isinstance(moment, tuple):
+    elif isinstance(moment, tuple) and moment[0] == "after":
         before = {n: _inode(d / n) for n in outputs}
         wait_for(lambda: sum(_inode(d / n) != before[n] for n in outputs) >= moment[1], 60, proc,
                  every=0.0002)
+    elif isinstance(moment, tuple):  # ("renewed", name, delay): once this run replaced `name`
+        first = _inode(d / moment[1])
+        wait_for(lambda: _inode(d / moment[1]) not in (first, None), 120, proc, every=0.001)
+        time.sleep(moment[2])
     else:
         time.sleep(float(moment))
     proc.send_signal(sig)
@@ -180,6 +185,31 @@ def test_atomic_dir_interrupted_between_its_renames_puts_the_old_one_back(tmp_pa
     assert temporaries(tmp_path) == []
 
 
+def test_a_signal_right_after_the_temporary_is_created_leaves_nothing(tmp_path, monkeypatch):
+    """The window the SIGTERM kill test found: the file exists, the clean-up is not armed yet."""
+    from dave_repro.errors import Terminated
+
+    real_close, real_mkdir = atomic.os.close, atomic.os.mkdir
+
+    def close_then_signal(fd):
+        real_close(fd)
+        raise Terminated(signal.SIGTERM)
+
+    def mkdir_then_signal(path, mode=0o777):
+        real_mkdir(path, mode)
+        raise Terminated(signal.SIGTERM)
+
+    monkeypatch.setattr(atomic.os, "close", close_then_signal)
+    with pytest.raises(Terminated), atomic.atomic_path(tmp_path / "model.pt"):
+        pass
+    monkeypatch.setattr(atomic.os, "close", real_close)
+    monkeypatch.setattr(atomic.os, "mkdir", mkdir_then_signal)
+    with pytest.raises(Terminated), atomic.atomic_dir(tmp_path / "raw"):
+        pass
+    monkeypatch.setattr(atomic.os, "mkdir", real_mkdir)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 # -- training ----------------------------------------------------------------------------------
 
 
@@ -219,7 +249,9 @@ def test_training_killed_again_and_again_resumes_to_the_uninterrupted_result(tin
         f.unlink()
     lock = lock_path(ws, f"runs/{DS}/dave/seed-0/train")
     rng = random.Random(int(sig))
-    moments = [rng.uniform(0.0, 2.5), "writing", rng.uniform(0.5, 3.0)]
+    # by progress, not wall time (the machine may be slow): inside an epoch after the first
+    # checkpoint, while a checkpoint is being written, and early (during start-up, as it falls)
+    moments = [("renewed", "last.pt", rng.uniform(0.0, 0.8)), "writing", rng.uniform(0.0, 1.5)]
     resumed = []
     for moment in moments:
         proc = dave(ws, "train", DS, "dave", "0")
