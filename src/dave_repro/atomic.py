@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,11 @@ from typing import Any
 TMP_PREFIX = ".tmp-"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
+def _temporary_name(target: Path) -> Path:
+    """A fresh name beside ``target``, chosen *before* anything is created: an interruption at
+    any point after it (a SIGTERM between creating the file and entering the clean-up) still
+    knows what to remove. The pid and 48 random bits make it unique."""
+    return target.with_name(f"{TMP_PREFIX}{target.name}.{os.getpid()}-{secrets.token_hex(6)}")
 
 
 @contextlib.contextmanager
@@ -32,11 +30,9 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; rename it into place on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + target.name + ".", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; artifacts get normal modes
+    tmp_path = _temporary_name(target)
     try:
+        os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # mode & ~umask
         yield tmp_path
         _fsync(tmp_path)
         os.replace(tmp_path, target)
@@ -52,11 +48,11 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory next to ``target``; swap it into place on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + target.name + ".", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_UMASK)
+    tmp = _temporary_name(target)
+    old = None
     try:
+        os.mkdir(tmp, 0o777)  # mode & ~umask
         yield tmp
-        old = None
         if target.exists():
             old = target.with_name(f"{TMP_PREFIX}{target.name}.old-{os.getpid()}")
             os.replace(target, old)
@@ -65,6 +61,8 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         _fsync_dir(target.parent)
     except BaseException:
+        if old is not None and old.exists() and not target.exists():
+            os.replace(old, target)  # interrupted between the two renames: the old one goes back
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 

@@ -7,13 +7,16 @@ validated before any work. Expected failures print one clear message and exit no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 from typing import Any
 
 from . import config, log
-from .errors import DaveError
+from .errors import DaveError, Terminated
 
 logger = logging.getLogger("dave")
 
@@ -105,18 +108,50 @@ def _add_audit_command(sub: argparse._SubParsersAction) -> None:
     commands.add_audit_command(sub)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    log.setup(-1 if args.quiet else args.verbose)
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Turn the first SIGTERM into :class:`Terminated`; later ones are ignored while unwinding,
+    so the clean-up the first one started is not cut short."""
+    raised = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Terminated(signum)
+
     try:
-        return int(args.fn(args) or 0)
-    except DaveError as exc:
-        logger.error("%s", exc)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        logger.error("interrupted; completed artifacts are kept, partial ones were discarded")
-        return 130
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (main() called from a library): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    with _sigterm_unwinds():
+        try:
+            args = build_parser().parse_args(argv)
+            log.setup(-1 if args.quiet else args.verbose)
+            return int(args.fn(args) or 0)
+        except DaveError as exc:
+            logger.error("%s", exc)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            logger.error("interrupted; completed artifacts are kept, partial ones were discarded")
+            return 130
+        except Terminated:
+            logger.error("terminated (SIGTERM); completed artifacts are kept, partial ones were discarded")
+            return Terminated.exit_code
+        except OSError as exc:  # the machine, not the input: a full disk, permissions, a read-only mount
+            logger.debug("details", exc_info=True)
+            where = f"{exc.filename}: " if exc.filename else ""
+            logger.error("%s%s; completed artifacts are kept, partial ones were discarded (-v for details)",
+                         where, exc.strerror or exc)
+            return 1
 
 
 if __name__ == "__main__":

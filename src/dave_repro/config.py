@@ -16,7 +16,7 @@ import yaml
 
 from .errors import ConfigError
 from .models.specs import DATASET_SETTINGS, FAMILIES
-from .schema import Bool, Custom, DictOf, Float, Int, List, Map, Str, join
+from .schema import Bool, Custom, DictOf, Float, Int, List, Map, Str, join, load_yaml
 
 DATASETS = ("ml-100k", "ml-1m", "yelp", "digital-music", "pinterest")
 DAVE_MODELS = ("dave", "dave-adv", "dave-aae")
@@ -108,7 +108,8 @@ SCHEMA = Map(
                     "seeds": List(Int(min=0), min_len=1, unique=True),
                     "train": TRAIN_SCHEDULE,
                 }
-            )
+            ),
+            key_pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*",  # profile names reach command lines
         ),
         "data": Map(
             {
@@ -153,10 +154,18 @@ def load_params(path: str | os.PathLike[str] | None = None, *, validate: bool = 
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found (run from the repository root)"], str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text (byte {exc.start})"], str(path)) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read ({exc.strerror or exc})"], str(path)) from None
     try:
-        params = yaml.safe_load(text)
+        params, duplicates = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError([f"not valid YAML: {exc}"], str(path)) from None
+    if duplicates:
+        raise ConfigError(duplicates, str(path))
+    if params is None:
+        raise ConfigError(["the file is empty"], str(path))
     if validate:
         validate_params(params, str(path))
     return params

@@ -63,3 +63,13 @@ class CheckpointError(DaveError):
 
 class WorkspaceLockedError(DaveError):
     exit_code = 3
+
+
+class Terminated(BaseException):  # noqa: N818 (named for what happened, like KeyboardInterrupt)
+    """SIGTERM arrived (a scheduler, Snakemake, ``kill``): the run unwinds as from Ctrl-C.
+
+    A ``BaseException``, so no ``except Exception`` on the way can swallow it and carry on;
+    every ``atomic`` writer removes its temporary and every lock is released as it passes.
+    """
+
+    exit_code = 143  # 128 + SIGTERM, what a shell reports for a process killed by it

@@ -2,7 +2,9 @@
 
 Snakemake and DVC each lock their own runs; these locks also cover a DVC run and a Snakemake run
 started on the same workspace. The second writer is refused at once with a message naming the
-artifact, and the first one's outputs stay intact.
+artifact, and the first one's outputs stay intact. The locks are ``flock`` locks: the system
+releases them when their process ends, however it ends, so a killed run never leaves a lock
+that blocks the next one (the lock file itself stays, harmless).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ def artifact_lock(key: str, wait: float = 0.0) -> Iterator[None]:
         lock.acquire(timeout=wait)
     except Timeout:
         raise WorkspaceLockedError(
-            f"another run is writing {key} in this workspace (lock {path}); wait for it to finish "
-            f"or, if no such run exists, delete the lock file. This run (pid {os.getpid()}) did nothing."
+            f"another run is writing {key} in this workspace (lock {path}); wait for it to finish. "
+            f"This run (pid {os.getpid()}) did nothing."
         ) from None
     try:
         yield

@@ -152,6 +152,21 @@ def tree_hashes(directory: str | os.PathLike[str]) -> dict[str, str]:
     return {_rel(p): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()} if root.is_dir() else {}
 
 
+def _hashes(stage: str, paths: list[Path], missing_message: str) -> dict[str, str]:
+    """sha256 of each file; a file that is (or goes) missing is a clear error, not a traceback."""
+    out, missing = {}, []
+    for p in paths:
+        try:
+            out[_rel(p)] = sha256_file(p)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            missing.append(str(p))
+    if missing:
+        from .errors import DaveError
+
+        raise DaveError(f"{stage}: " + missing_message.format(", ".join(missing)))
+    return out
+
+
 class StageRun:
     """One execution of a stage on given inputs and parameters."""
 
@@ -173,13 +188,8 @@ class StageRun:
         self.outputs = None if outputs is None else [Path(p) for p in outputs]
         self.params = params
         self.code = code if code is not None else stage_code_hash(stage, family)
-        missing = [str(p) for p in self.inputs if not p.is_file()]
-        if missing:
-            from .errors import DaveError
-
-            raise DaveError(f"{stage}: missing input file(s): {', '.join(missing)} "
-                            "(run the upstream stage first)")
-        self.input_hashes = {_rel(p): sha256_file(p) for p in self.inputs}
+        self.input_hashes = _hashes(stage, self.inputs, "missing input file(s): {} "
+                                    "(run the upstream stage first)")
         self.fingerprint = sha256_bytes(canonical({
             "stage": stage, "params": params, "inputs": self.input_hashes, "code": self.code,
         }).encode())
@@ -218,7 +228,9 @@ class StageRun:
             "stage": self.stage,
             "fingerprint": self.fingerprint,
             "inputs": self.input_hashes,
-            "outputs": {_rel(p): sha256_file(p) for p in self.outputs},
+            "outputs": _hashes(self.stage, self.outputs,
+                               "output(s) {} vanished before this run could record them (another "
+                               "tool removed them meanwhile?); nothing was recorded, run it again"),
             "params": self.params,
             "code_sha256": self.code,
             "git": git_state(),

@@ -80,7 +80,7 @@ def train_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | No
         configure(threads or rt["num_threads"])
         dev = resolve_device(device or rt["device"])
         split = load_split(data_dir(ds))
-        atomic.clean_stale_temporaries(rd)
+        _clean_temporaries(rd, ("model.pt", "last.pt", "train.json", "train.manifest.json"))
         log.info("training on %s (%d users, %d items)", dev, split.n_users, split.n_items)
         _, result = train(job, split, rd, dev, run.fingerprint, curves_dir=curves,
                           progress=rt["progress"])
@@ -106,6 +106,7 @@ def evaluate_stage(job: dict[str, Any], params: dict[str, Any], *, device: str |
     inputs = [rd / "model.pt", rd / "train.json", *(data_dir(ds) / f for f in EVAL_INPUTS)]
     outputs = [rd / "metrics.json", rd / "ranks.parquet"]
     with artifact_lock(f"runs/{ds}/{model}/seed-{seed}/evaluate"):
+        _clean_temporaries(rd, ("metrics.json", "ranks.parquet", "evaluate.manifest.json"))
         run = StageRun("evaluate", rd / "evaluate.manifest.json", inputs=inputs, outputs=outputs,
                        params={**train_params(job), "evaluation": job["evaluation"]}, family=job["family"])
         if not force and run.up_to_date():
@@ -134,6 +135,14 @@ def evaluate_stage(job: dict[str, Any], params: dict[str, Any], *, device: str |
         log.info("test: HR@10 %.4f NDCG@10 %.4f (sampled)%s", s["hr@10"], s["ndcg@10"],
                  f"; HR@10 {result['full']['hr@10']:.4f} (full)" if result.get("full") else "")
         return True
+
+
+def _clean_temporaries(directory: Path, names: tuple[str, ...]) -> None:
+    """Remove the temporaries a killed earlier run of this stage left, and only those: train and
+    evaluate share the run directory, each under its own lock."""
+    n = sum(atomic.clean_stale_temporaries(directory, name) for name in names)
+    if n:
+        log.info("removed %d temporary file(s) left by an interrupted run", n)
 
 
 def load_run(job: dict[str, Any], params: dict[str, Any], rd: Path, *, device: str | None = None,

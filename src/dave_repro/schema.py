@@ -6,9 +6,12 @@ before any work starts.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
 
 
 def _tname(v: Any) -> str:
@@ -24,9 +27,21 @@ class Spec:
     def __call__(self, value: Any, path: str, errors: list[str]) -> None:
         if value is None:
             if not self.nullable:
-                errors.append(f"{path}: must not be null")
+                errors.append(f"{path or TOP}: must not be null")
             return
-        self.check(value, path, errors)
+        if path:
+            self.check(value, path, errors)
+        else:
+            self._check_top(value, errors)
+
+    def _check_top(self, value: Any, errors: list[str]) -> None:
+        """The document itself: its problems are named "(top level)", its keys by their name."""
+        found: list[str] = []
+        self.check(value, "", found)
+        errors.extend(e if not e.startswith(": ") else TOP + e for e in found)
+
+
+TOP = "(top level)"
 
 
 @dataclass
@@ -139,11 +154,13 @@ class Map(Spec):
 
 @dataclass
 class DictOf(Spec):
-    """A mapping with free keys (optionally restricted) and one value spec."""
+    """A mapping with free keys (optionally restricted, or shaped by ``key_pattern``) and one
+    value spec."""
 
     value: Spec | Callable[[str], Spec]
     keys: Iterable[str] | None = None
     nullable: bool = False
+    key_pattern: str | None = None
 
     def check(self, value: Any, path: str, errors: list[str]) -> None:
         if not isinstance(value, dict):
@@ -153,6 +170,9 @@ class DictOf(Spec):
         for k, v in value.items():
             if allowed is not None and k not in allowed:
                 errors.append(f"{join(path, str(k))}: unknown key (allowed: {', '.join(sorted(allowed))})")
+                continue
+            if self.key_pattern is not None and not (isinstance(k, str) and re.fullmatch(self.key_pattern, k)):
+                errors.append(f"{join(path, str(k))}: invalid name {k!r} (allowed: {self.key_pattern})")
                 continue
             spec = self.value if isinstance(self.value, Spec) else self.value(k)
             spec(v, join(path, str(k)), errors)
@@ -169,3 +189,33 @@ class Custom(Spec):
 
 def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that also reports a key given twice in one mapping (YAML keeps the
+    last silently, so an edit could be ignored without a word)."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if not isinstance(key, str | int | float | bool):
+            continue
+        if key in seen:
+            loader.duplicates.append(f"line {key_node.start_mark.line + 1}: key {key!r} given twice")
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def load_yaml(text: str) -> tuple[Any, list[str]]:
+    """Parse YAML safely (no object construction); return the document and any duplicate keys."""
+    loader = _StrictLoader(text)
+    loader.duplicates = []  # type: ignore[attr-defined]
+    try:
+        return loader.get_single_data(), loader.duplicates  # type: ignore[attr-defined]
+    finally:
+        loader.dispose()

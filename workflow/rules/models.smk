@@ -2,7 +2,7 @@
 
 wildcard_constraints:
     model="[a-z0-9-]+",
-    seed=r"\d+",
+    seed=r"[0-9]+",  # ASCII digits: Python's \d also matches other scripts' digits
 
 SPLIT = "data/processed/{dataset}/"
 RUN = "results/runs/{dataset}/{model}/seed-{seed}/"
@@ -34,7 +34,7 @@ rule train:
         "logs/train/{dataset}/{model}/seed-{seed}.log",
     shell:
         "dave train {wildcards.dataset} {wildcards.model} {wildcards.seed} "
-        "--profile {params.profile} --threads {threads} 2> {log}"
+        "--profile {params.profile:q} --threads {threads} 2> {log}"
 
 
 rule evaluate:
@@ -59,7 +59,7 @@ rule evaluate:
         "logs/evaluate/{dataset}/{model}/seed-{seed}.log",
     shell:
         "dave evaluate {wildcards.dataset} {wildcards.model} {wildcards.seed} "
-        "--profile {params.profile} --threads {threads} 2> {log}"
+        "--profile {params.profile:q} --threads {threads} 2> {log}"
 
 
 rule dataset_metrics:
@@ -78,4 +78,4 @@ rule dataset_metrics:
     log:
         "logs/metrics/{dataset}.log",
     shell:
-        "dave report metrics {wildcards.dataset} --profile {params.profile} 2> {log}"
+        "dave report metrics {wildcards.dataset} --profile {params.profile:q} 2> {log}"

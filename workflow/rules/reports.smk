@@ -17,7 +17,7 @@ rule tables:
     log:
         "logs/tables.log",
     shell:
-        "dave report tables --profile {params.profile} --datasets {params.datasets} 2> {log}"
+        "dave report tables --profile {params.profile:q} --datasets {params.datasets:q} 2> {log}"
 
 
 rule figures:
@@ -31,7 +31,7 @@ rule figures:
     log:
         "logs/figures.log",
     shell:
-        "dave report figures --profile {params.profile} --datasets {params.datasets} 2> {log}"
+        "dave report figures --profile {params.profile:q} --datasets {params.datasets:q} 2> {log}"
 
 
 rule report:
@@ -47,4 +47,4 @@ rule report:
     log:
         "logs/report.log",
     shell:
-        "dave report write --profile {params.profile} --datasets {params.datasets} 2> {log}"
+        "dave report write --profile {params.profile:q} --datasets {params.datasets:q} 2> {log}"

@@ -3,7 +3,7 @@
 # reads a trained run; each dataset's summary exists (empty) even where a study does not apply.
 
 wildcard_constraints:
-    point=r"default|[a-z_]+-\d+",
+    point=r"default|[a-z_]+-[0-9]+",
 
 
 def study_key(stage):
@@ -32,7 +32,7 @@ rule noise:
         "logs/noise/{dataset}/{model}/seed-{seed}.log",
     shell:
         "dave noise {wildcards.dataset} {wildcards.model} {wildcards.seed} "
-        "--profile {params.profile} --threads {threads} 2> {log}"
+        "--profile {params.profile:q} --threads {threads} 2> {log}"
 
 
 rule tsne:
@@ -55,7 +55,7 @@ rule tsne:
         "logs/tsne/{dataset}/{model}/seed-{seed}.log",
     shell:
         "dave tsne {wildcards.dataset} {wildcards.model} {wildcards.seed} "
-        "--profile {params.profile} --threads {threads} 2> {log}"
+        "--profile {params.profile:q} --threads {threads} 2> {log}"
 
 
 SWEEP_RUN = "results/sweep-runs/{dataset}/{model}/{point}/seed-{seed}/"
@@ -83,7 +83,7 @@ rule sweep_train:
         "logs/sweeps/{dataset}/{model}/{point}/seed-{seed}.log",
     shell:
         "dave sweep {wildcards.dataset} {wildcards.point} {wildcards.seed} "
-        "--profile {params.profile} --threads {threads} 2> {log}"
+        "--profile {params.profile:q} --threads {threads} 2> {log}"
 
 
 rule noise_summary:
@@ -97,7 +97,7 @@ rule noise_summary:
     log:
         "logs/noise/{dataset}.log",
     shell:
-        "dave report noise {wildcards.dataset} --profile {params.profile} 2> {log}"
+        "dave report noise {wildcards.dataset} --profile {params.profile:q} 2> {log}"
 
 
 rule tsne_summary:
@@ -111,7 +111,7 @@ rule tsne_summary:
     log:
         "logs/tsne/{dataset}.log",
     shell:
-        "dave report tsne {wildcards.dataset} --profile {params.profile} 2> {log}"
+        "dave report tsne {wildcards.dataset} --profile {params.profile:q} 2> {log}"
 
 
 rule sweep_summary:
@@ -125,4 +125,4 @@ rule sweep_summary:
     log:
         "logs/sweeps/{dataset}.log",
     shell:
-        "dave report sweeps {wildcards.dataset} --profile {params.profile} 2> {log}"
+        "dave report sweeps {wildcards.dataset} --profile {params.profile:q} 2> {log}"

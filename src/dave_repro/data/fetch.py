@@ -60,6 +60,10 @@ class _Missing(Exception):
     """The file is not at this location (404, no such path): try the next variant or form."""
 
 
+class _Refused(DownloadError):
+    """A refusal that another attempt cannot change (e.g. a mirror link leading outside)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Locations: a local directory or an http(s) base URL, behind one small interface.
 
@@ -82,7 +86,7 @@ class DirLocation(Location):
     def _path(self, rel: str) -> Path:
         p = (self.root / rel).resolve()
         if not p.is_relative_to(self.root.resolve()):
-            raise DownloadError(f"mirror path {rel!r} escapes the mirror directory")
+            raise _Refused(f"mirror path {rel!r} escapes the mirror directory; refused")
         return p
 
     def open(self, rel: str) -> tuple[IO[bytes], int | None]:
@@ -175,9 +179,12 @@ def mirror_location(settings: FetchSettings, mirror: str | None = None) -> Locat
 
 def _copy_stream(src: IO[bytes], dst: IO[bytes], name: str, expected: int | None, cap: int) -> int:
     n = 0
+    # read1: whatever has arrived (up to a chunk), so a stall is reported after the bytes that
+    # did arrive, and every byte counts against the cap as it comes
+    read = getattr(src, "read1", src.read)
     while True:
         try:
-            chunk = src.read(_CHUNK)
+            chunk = read(_CHUNK)
         except (http.client.IncompleteRead, ConnectionError, socket.timeout, TimeoutError) as exc:
             raise DownloadError(f"{name}: connection broke after {n} bytes ({type(exc).__name__})") from None
         except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
@@ -198,7 +205,7 @@ def _with_retries(fn: Callable[[], Any], what: str, settings: FetchSettings) -> 
     for attempt in range(1, settings.retries + 1):
         try:
             return fn()
-        except (_Missing, ChecksumError, ArchiveError):
+        except (_Missing, ChecksumError, ArchiveError, _Refused):
             raise
         except (DownloadError, OSError, socket.timeout) as exc:
             if attempt == settings.retries:
@@ -257,28 +264,33 @@ def fetch_file(
 # Archives.
 
 
-def extract_members(archive: Path, members: tuple[Member, ...], dest_dir: Path, settings: FetchSettings) -> None:
-    """Take the named members out of a zip, refusing links, path escapes and size bombs."""
+def extract_members(archive: Path, members: tuple[Member, ...], dest_dir: Path, settings: FetchSettings,
+                    name: str | None = None) -> None:
+    """Take the named members out of a zip, refusing links, path escapes and size bombs.
+
+    ``name`` is the archive's name in messages (it is fetched under a temporary one).
+    """
+    label = name or archive.name
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ArchiveError(f"{archive.name}: not a readable zip archive ({exc})") from None
+        raise ArchiveError(f"{label}: not a readable zip archive ({exc})") from None
     with zf:
         infos = {}
         for info in zf.infolist():
-            _check_member_name(archive.name, info)
+            _check_member_name(label, info)
             infos[info.filename] = info
         for m in members:
             info = infos.get(m.path)
             if info is None:
-                raise ArchiveError(f"{archive.name}: member {m.path!r} not found")
+                raise ArchiveError(f"{label}: member {m.path!r} not found")
             cap = min(settings.max_bytes, 2 * m.size + (1 << 20)) if m.size else settings.max_bytes
             if info.file_size > cap:
-                raise ArchiveError(f"{archive.name}: member {m.path!r} declares {info.file_size} bytes, "
+                raise ArchiveError(f"{label}: member {m.path!r} declares {info.file_size} bytes, "
                                    f"far past its expected size; refused")
             target = dest_dir / m.name
             with atomic.atomic_path(target) as tmp, zf.open(info) as src, open(tmp, "wb") as out:
-                _copy_stream(src, out, f"{archive.name}:{m.path}", None, cap)
+                _copy_stream(src, out, f"{label}:{m.path}", None, cap)
 
 
 def _check_member_name(archive: str, info: zipfile.ZipInfo) -> None:
@@ -376,7 +388,7 @@ def _fetch_one(
         _verify_pinned(target, pinned, f"{ds.name}/{f.name}")
         if not f.is_archive:
             return {f.name: _record(target, origin, pinned)}
-        extract_members(target, f.members, stage, settings)
+        extract_members(target, f.members, stage, settings, f.name)
     finally:
         if f.is_archive:
             target.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import atomic
 from ..errors import DataFormatError, DaveError
 from ..locks import artifact_lock
 from ..provenance import StageRun
@@ -61,6 +62,7 @@ def run_preprocess(cfg: dict[str, Any], root: Path = Path("data"), *, force: boo
     params = {k: cfg[k] for k in ("dedup_pairs", "min_user_interactions", "k_core", "min_interactions")}
     params["form"] = form
     with artifact_lock(f"processed/{ds}/preprocess"):
+        _clean_temporaries(out, (*preprocess.OUTPUTS, "preprocess.manifest.json"))
         run = StageRun("preprocess", out / "preprocess.manifest.json", inputs=inputs,
                        outputs=[out / n for n in preprocess.OUTPUTS], params=params)
         if not force and run.up_to_date():
@@ -77,6 +79,7 @@ def run_split(cfg: dict[str, Any], root: Path = Path("data"), *, force: bool = F
     inputs = [out / "interactions.parquet", out / "stats.json"]
     params = {k: cfg[k] for k in ("holdout", "split_seed", "num_negatives")}
     with artifact_lock(f"processed/{ds}/split"):
+        _clean_temporaries(out, (*split.OUTPUTS, "split.manifest.json"))
         run = StageRun("split", out / "split.manifest.json", inputs=inputs,
                        outputs=[out / n for n in split.OUTPUTS], params=params)
         if not force and run.up_to_date():
@@ -88,6 +91,14 @@ def run_split(cfg: dict[str, Any], root: Path = Path("data"), *, force: bool = F
         info = split.split(interactions, stats, out, {**cfg, "dataset": ds})
         run.finish(extra={"dataset": ds, "split": info})
         return True
+
+
+def _clean_temporaries(directory: Path, names: tuple[str, ...]) -> None:
+    """Remove what a killed earlier run of this stage left (``.tmp-<output>.*``), and only that:
+    the directory is shared with the other data stage, which may be running."""
+    n = sum(atomic.clean_stale_temporaries(directory, name) for name in names)
+    if n:
+        log.info("removed %d temporary file(s) left by an interrupted run", n)
 
 
 def _read_stats(path: Path) -> dict[str, Any]:
