@@ -150,11 +150,12 @@ def rerun_one(snap: Snapshot, run: Run, *, device: str, scratch_root: Path | Non
         if run.stage in MODEL_STAGES and not (run.manifest.get("environment") or {}).get("torch_threads"):
             res.notes.append(f"{run.label}: its torch thread count was not recorded; re-run with the default "
                              "(float sums may then differ in the last bits)")
-        cmd = [sys.executable, "-m", "dave_repro.cli", *command(run, device)]
-        proc = subprocess.run(cmd, cwd=scratch, env=env, capture_output=True, text=True)
+        args = command(run, device)
+        proc = subprocess.run([sys.executable, "-m", "dave_repro.cli", *args], cwd=scratch, env=env,
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             tail = "\n      ".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-            res.failures.append(f"{run.label}: the re-run `dave {' '.join(cmd[3:])}` failed "
+            res.failures.append(f"{run.label}: the re-run `dave {' '.join(args)}` failed "
                                 f"(exit {proc.returncode}):\n      {tail}")
             return res
         compare(snap, run, scratch, res)
