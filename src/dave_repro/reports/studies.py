@@ -148,6 +148,8 @@ def write_summary(kind: str, params: dict[str, Any], dataset: str, root: Path = 
     build, metrics = {"noise": (noise_summary, noise_metrics), "tsne": (tsne_summary, tsne_metrics),
                       "sweeps": (sweep_summary, sweep_metrics)}[kind]
     table = build(params, dataset, root)
+    if kind == "sweeps":  # DVC tracks this directory; a sweep that reuses only main runs leaves it empty
+        (root / "sweep-runs" / dataset).mkdir(parents=True, exist_ok=True)
     csv, js = summary_paths(kind, dataset, root)
     with atomic.atomic_path(csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
