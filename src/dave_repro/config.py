@@ -107,7 +107,10 @@ SCHEMA = Map(
                     "models": List(Str(choices=MODEL_NAMES), min_len=1, unique=True),
                     "seeds": List(Int(min=0), min_len=1, unique=True),
                     "train": TRAIN_SCHEDULE,
-                }
+                    # optional: this profile's own sweep grid (e.g. a short one for `quick`)
+                    "sweep_grid": DictOf(List(Int(min=1), unique=True), keys=SWEEPABLE),
+                },
+                required=("models", "seeds", "train"),
             ),
             key_pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*",  # profile names reach command lines
         ),

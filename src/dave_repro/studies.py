@@ -116,7 +116,7 @@ def sweep_points(params: dict[str, Any], dataset: str) -> list[SweepPoint]:
         default = sweep_job(params, dataset, "default", seed)
         main = (config.job_config(params, dataset, model, seed)
                 if model in prof["models"] and seed in prof["seeds"] else None)
-        for param, values in sw["grid"].items():
+        for param, values in prof.get("sweep_grid", sw["grid"]).items():
             for value in values:
                 job = sweep_job(params, dataset, f"{param}-{value}", seed)
                 point = "default" if job == default else f"{param}-{value}"
