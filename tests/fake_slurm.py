@@ -26,7 +26,8 @@ def install(bin_dir: Path, state_dir: Path) -> dict[str, str]:
         w = bin_dir / name
         w.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).resolve()}" {name} "$@"\n')
         w.chmod(0o755)
-    return {"FAKE_SLURM_DIR": str(state_dir), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    path = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]])
+    return {"FAKE_SLURM_DIR": str(state_dir), "PATH": path}
 
 
 def _option(args: list[str], name: str) -> str | None:

@@ -42,6 +42,7 @@ def everything(tmp_path, monkeypatch, params):
     root = Path("results")
     write_fake_runs(root)
     p = fake_params(params)
+    p["noise"]["models"] = ["dave", "dave-aae"]  # the fixture's noise curves
     for model, base in (("dave", 0.7), ("dave-aae", 0.65)):
         for seed in p["profiles"]["quick"]["seeds"]:
             write_noise(root, model, seed, base)

@@ -54,6 +54,7 @@ def fake_params(params: dict, models=MODELS, seeds=SEEDS) -> dict:
     p["profile"] = "quick"
     p["profiles"]["quick"]["models"] = list(models)
     p["profiles"]["quick"]["seeds"] = list(seeds)
+    p["profiles"]["quick"].pop("sweep_grid", None)  # the fixtures use the full sweeps.grid
     return p
 
 

@@ -35,6 +35,11 @@ def test_tsne_jobs_use_the_first_seed(fresh_params):
 
 def test_sweep_points_reuse_the_main_grid_and_train_each_configuration_once(fresh_params):
     p = fresh_params  # ml-100k: embedding_dim 64, negative_ratio 4 are the paper's settings
+    short = p["profiles"]["quick"].pop("sweep_grid")  # the quick profile's own, short grid
+    assert studies.sweep_runs({**p, "profiles": {**p["profiles"], "quick": {
+        **p["profiles"]["quick"], "sweep_grid": short}}}, "ml-100k") == [
+        (f"embedding_dim-{d}", 0) for d in short["embedding_dim"] if d != 64] + [
+        (f"negative_ratio-{r}", 0) for r in short["negative_ratio"] if r != 4]
     points = studies.sweep_points(p, "ml-100k")
     assert [(x.param, x.value) for x in points] == [("embedding_dim", d) for d in (8, 16, 32, 64, 128)] + [
         ("negative_ratio", r) for r in (1, 2, 3, 4, 5)]
@@ -151,6 +156,7 @@ def test_summaries_of_a_dataset_outside_a_study_are_empty(tmp_path, fresh_params
 
 def test_sweep_summary_reads_validation_at_the_best_epoch(tmp_path, fresh_params):
     p = fresh_params
+    p["profiles"]["quick"].pop("sweep_grid")  # the full grid of sweeps.grid
     root = tmp_path / "results"
     for pt in studies.sweep_points(p, "ml-100k"):
         write_train_json(root / pt.rd.relative_to("results"), hr=0.5 + pt.value / 1000, ndcg=0.3)

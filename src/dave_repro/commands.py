@@ -83,17 +83,6 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
         ("train", cmd_train, "train one (dataset, model, seed) run, early-stopped on validation"),
         ("evaluate", cmd_evaluate, "evaluate a trained run on the test split"),
         ("run", cmd_run, "train, then evaluate"),
-    ):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("dataset")
-        p.add_argument("model")
-        p.add_argument("seed", type=int)
-        p.add_argument("--profile", default=None, help="override params.yaml's profile")
-        p.add_argument("--device", default=None, help="override train.device (auto, cpu, cuda, cuda:N)")
-        p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-        p.add_argument("--force", action="store_true", help="recompute even when up to date")
-        p.set_defaults(fn=fn)
-    for name, fn, helptext in (
         ("noise", cmd_noise, "Figure 2: test metrics of a trained run under corrupted input vectors"),
         ("tsne", cmd_tsne, "Figures 3-4: t-SNE and clustering of a trained run's posteriors [mu, sigma]"),
     ):

@@ -92,7 +92,7 @@ def train_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | No
         })
         # the curves carry wall-clock times: recorded (for `dave audit`), not compared on a rerun
         run.finish(extra={"dataset": ds, "model": model, "seed": seed,
-                          "byproducts": tree_hashes(curves_dir(ds, model, seed))}, device=str(dev))
+                          "byproducts": tree_hashes(curves)}, device=str(dev))
         (rd / "last.pt").unlink(missing_ok=True)  # training finished: the resume state is spent
         log.info("trained: best %s %.4f at epoch %d, %.0fs", job["train"]["select_metric"],
                  result.best_value, result.best_epoch, result.train_seconds)

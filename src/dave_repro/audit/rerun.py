@@ -26,7 +26,7 @@ from .snapshot import Snapshot, digests
 from .verify import Run, fingerprint_of
 
 DATA_STAGES = ("download", "preprocess", "split")
-MODEL_STAGES = ("train", "evaluate")
+MODEL_STAGES = ("train", "evaluate", "noise", "tsne")
 STAGES = (*DATA_STAGES, *MODEL_STAGES, "report")
 # wall-clock fields of train.json: the only values a faithful re-run may change
 TIMINGS = frozenset({"seconds", "train_seconds"})
@@ -70,8 +70,12 @@ def command(run: Run, device: str) -> list[str]:
     if run.stage in DATA_STAGES:
         return [run.stage, str(m["dataset"])]
     if run.stage in MODEL_STAGES:
-        cmd = [run.stage, str(m["dataset"]), str(m["model"]), str(m["seed"]), "--profile", str(p["profile"]),
-               "--device", device]
+        parts = PurePosixPath(run.path).parts
+        if run.stage == "train" and "sweep-runs" in parts:  # results/sweep-runs/<ds>/<model>/<point>/seed-<s>/
+            cmd = ["sweep", str(m["dataset"]), parts[-3], str(m["seed"])]
+        else:
+            cmd = [run.stage, str(m["dataset"]), str(m["model"]), str(m["seed"])]
+        cmd += ["--profile", str(p["profile"]), "--device", device]
         threads = (m.get("environment") or {}).get("torch_threads")
         return [*cmd, "--threads", str(threads)] if threads else cmd
     if p.get("report") == "metrics":
@@ -89,11 +93,8 @@ def prepare(snap: Snapshot, run: Run, scratch: Path) -> list[str]:
     own = _scratch_outputs(run)
     for path in own:
         (scratch / path).unlink(missing_ok=True)
-    m = run.manifest
-    if run.stage == "train" and {"dataset", "model", "seed"} <= set(m):
-        # the run's curves are appended to while training: start them afresh, like the original
-        shutil.rmtree(scratch / "results" / "curves" / str(m["dataset"]) / str(m["model"]) / f"seed-{m['seed']}",
-                      ignore_errors=True)
+    for path in run.files("byproducts"):  # the run's curves: written afresh, like the original's
+        (scratch / path).unlink(missing_ok=True)
     problems = []
     for directory in sorted({str(PurePosixPath(p).parent) for p in run.files("inputs")}):
         for path in snap.paths_in(directory):
