@@ -18,10 +18,12 @@ repro: setup
 	$(BIN)/dave check-params
 	$(BIN)/dvc repro
 
-## Set up, then lint and run the whole test suite.
+## Set up, then lint and run the whole test suite (one worker per CPU core; test files are
+## the unit of distribution, so a file's shared fixtures are built once).
+TEST_WORKERS ?= auto
 test: setup
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

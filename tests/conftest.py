@@ -59,8 +59,12 @@ def small_dave_params(params: dict, model: str = "dave", **overrides) -> dict:
     return p
 
 
-def tiny_params(params: dict, checksums: dict, *, epochs: int = 3, models=None, seeds=None) -> dict:
-    """params.yaml for a tiny workspace: small networks, a few epochs, generated ml-100k."""
+def tiny_params(params: dict, checksums: dict, *, epochs: int = 3, models=None, seeds=None,
+                studies: bool = True) -> dict:
+    """params.yaml for a tiny workspace: small networks, a few epochs, generated ml-100k.
+
+    ``studies=False`` studies no dataset (noise, t-SNE): engine tests that are not about the
+    studies skip their jobs (test_pipeline_studies covers them end to end)."""
     p = copy.deepcopy(params)
     p["data"]["checksums"] = checksums
     p["datasets"] = ["ml-100k"]
@@ -81,6 +85,9 @@ def tiny_params(params: dict, checksums: dict, *, epochs: int = 3, models=None, 
     p["sweeps"]["grid"] = {"embedding_dim": [8], "negative_ratio": [2]}
     prof.pop("sweep_grid", None)  # the tests set the grid through sweeps.grid
     p["noise"]["models"] = [m for m in p["noise"]["models"] if m in prof["models"]]
+    if not studies:
+        p["noise"]["datasets"] = []
+        p["tsne"]["datasets"] = []
     return p
 
 

@@ -30,7 +30,8 @@ def project(tmp_path_factory):
     """A committed project whose pipeline ran (dvc repro) and was pushed to a local remote."""
     tmp = tmp_path_factory.mktemp("audit")
     sums = synthetic.write_mirror(tmp / "mirror", "ml-100k", n_users=60, n_items=200)
-    p = tiny_params(load_params(REPO / "params.yaml"), sums, epochs=1, models=["dave", "itempop"])
+    p = tiny_params(load_params(REPO / "params.yaml"), sums, epochs=1, models=["dave", "itempop"],
+                    studies=False)
     root = make_project(tmp / "proj", p)
     for name in (".gitignore", ".dvcignore"):
         shutil.copy(REPO / name, root / name)

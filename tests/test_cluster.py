@@ -36,7 +36,7 @@ def test_profile_is_valid_for_snakemake_and_the_slurm_plugin():
 def _tiny(tmp_path, params, **kw):
     mirror = tmp_path / "mirror"
     sums = synthetic.write_mirror(mirror, "ml-100k", n_users=60, n_items=200)
-    root = make_project(tmp_path / "proj", tiny_params(params, sums, epochs=1, **kw))
+    root = make_project(tmp_path / "proj", tiny_params(params, sums, epochs=1, studies=False, **kw))
     return root, {"DAVE_DATA_MIRROR": str(mirror), **install(tmp_path / "bin", tmp_path / "slurm")}
 
 

@@ -134,7 +134,7 @@ def project(tmp_path, params):
 
     mirror = tmp_path / "mirror"
     sums = synthetic.write_mirror(mirror, DS, n_users=80, n_items=300)
-    root = make_project(tmp_path / "proj", tiny_params(params, sums, epochs=2, models=["dave"]))
+    root = make_project(tmp_path / "proj", tiny_params(params, sums, epochs=2, models=["dave"], studies=False))
     return root, env_for(root, DAVE_DATA_MIRROR=str(mirror))
 
 

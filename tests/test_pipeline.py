@@ -57,7 +57,7 @@ def tiny_project(tmp_path, params):
     mirror = tmp_path / "mirror"
     sums = synthetic.write_mirror(mirror, "ml-100k", n_users=80, n_items=300)
     sums.update(synthetic.write_mirror(mirror, "pinterest", n_users=70, n_items=300, seed=5))
-    p = tiny_params(params, sums, epochs=2, models=["dave", "dave-adv", "itempop"])
+    p = tiny_params(params, sums, epochs=1, models=["dave", "dave-adv", "itempop"], studies=False)
     root = make_project(tmp_path / "proj", p)
     return root, {"DAVE_DATA_MIRROR": str(mirror)}
 
