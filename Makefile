@@ -23,6 +23,7 @@ repro: setup
 TEST_WORKERS ?= auto
 test: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup

@@ -36,7 +36,9 @@ def processed(dataset: str) -> Path:
     if (cached / "train_csr.npz").is_file():
         return cached
     if not os.environ.get("DAVE_DATA_MIRROR"):
-        sys.exit(f"{dataset}: no processed data in {here}; set DAVE_DATA_MIRROR (or run the pipeline) first")
+        sys.exit(
+            f"{dataset}: no processed data in {here}; set DAVE_DATA_MIRROR (or run the pipeline) first"
+        )
     from dave_repro import config
     from dave_repro.data import stages
 
@@ -87,13 +89,15 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads){gpu}"
 
 
-def target(name: str, measured: float, goal: float, unit: str = "", higher_is_better: bool = True) -> str:
+def target(
+    name: str, measured: float, goal: float, unit: str = "", higher_is_better: bool = True
+) -> str:
     ok = measured >= goal if higher_is_better else measured <= goal
     return f"{name}: {measured:.3g}{unit} (target {goal:g}{unit}) {'met' if ok else 'missed'}"
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
-    widths = {c: max(len(c), *(len(str(r.get(c, ''))) for r in rows)) for c in columns}
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
     line = " | ".join(c.ljust(widths[c]) for c in columns)
     sep = "-+-".join("-" * widths[c] for c in columns)
     body = "\n".join(" | ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows)

@@ -69,17 +69,38 @@ def main() -> None:
     agree = bool((ref == rf[users]).all())
 
     print(f"machine: {machine()}")
-    print(f"ml-1m: {split.n_users} users × {split.n_items} items; DAVE d={job['model_params']['embedding_dim']}")
-    print(table([
-        {"evaluation": "sampled (100 candidates), all users", "seconds": f"{t_sampled:.2f}"},
-        {"evaluation": "full ranking, all users", "seconds": f"{t_full:.2f}"},
-        {"evaluation": f"full ranking, per-user reference (extrapolated from {n_ref} users)", "seconds": f"{t_ref:.1f}"},
-    ], ["evaluation", "seconds"]))
+    print(
+        f"ml-1m: {split.n_users} users × {split.n_items} items; DAVE d={job['model_params']['embedding_dim']}"
+    )
+    print(
+        table(
+            [
+                {
+                    "evaluation": "sampled (100 candidates), all users",
+                    "seconds": f"{t_sampled:.2f}",
+                },
+                {"evaluation": "full ranking, all users", "seconds": f"{t_full:.2f}"},
+                {
+                    "evaluation": f"full ranking, per-user reference (extrapolated from {n_ref} users)",
+                    "seconds": f"{t_ref:.1f}",
+                },
+            ],
+            ["evaluation", "seconds"],
+        )
+    )
     print(f"reference ranks equal ours on the {n_ref} users checked: {agree}")
-    print(f"ratios (same run): full ranking {t_ref / t_full:.1f}x faster than the per-user reference; "
-          f"sampled is {t_full / t_sampled:.0f}x cheaper than full")
-    print(target("full-ranking evaluation of all ml-1m users", t_full, 15, " s", higher_is_better=False))
-    print(target("sampled evaluation of all ml-1m users", t_sampled, 2, " s", higher_is_better=False))
+    print(
+        f"ratios (same run): full ranking {t_ref / t_full:.1f}x faster than the per-user reference; "
+        f"sampled is {t_full / t_sampled:.0f}x cheaper than full"
+    )
+    print(
+        target(
+            "full-ranking evaluation of all ml-1m users", t_full, 15, " s", higher_is_better=False
+        )
+    )
+    print(
+        target("sampled evaluation of all ml-1m users", t_sampled, 2, " s", higher_is_better=False)
+    )
     if not agree:
         raise SystemExit("ranks differ from the reference")
 

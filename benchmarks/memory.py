@@ -66,8 +66,14 @@ def worker(dataset: str, path_kind: str, steps: int, threads: int, real: bool) -
     model = DAVE(train.shape[0], train.shape[1], job["model_params"])
     model.set_inputs(train)
     gen = torch.Generator().manual_seed(0)
-    batches = pair_batches(train, job["model_params"]["negative_ratio"], job["model_params"]["batch_size"],
-                           np.random.default_rng(0), None, torch.device("cpu"))
+    batches = pair_batches(
+        train,
+        job["model_params"]["negative_ratio"],
+        job["model_params"]["batch_size"],
+        np.random.default_rng(0),
+        None,
+        torch.device("cpu"),
+    )
     if path_kind == "reference":
         sys.path.insert(0, str(Path(__file__).parent))
         from reference_dave import DenseReference
@@ -75,22 +81,37 @@ def worker(dataset: str, path_kind: str, steps: int, threads: int, real: bool) -
         ref = DenseReference(model, train)
         step = ref.train_step
     else:
+
         def step(b):  # noqa: ANN001, ANN202
             return model.train_step(b, gen)
+
     t = time.perf_counter()
     for k, b in enumerate(batches):
         if k == steps:
             break
         step(b)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mb": peak_kb / 1024, "seconds_per_step": (time.perf_counter() - t) / steps,
-                      "users": train.shape[0], "items": train.shape[1], "interactions": int(train.nnz)}))
+    print(
+        json.dumps(
+            {
+                "peak_mb": peak_kb / 1024,
+                "seconds_per_step": (time.perf_counter() - t) / steps,
+                "users": train.shape[0],
+                "items": train.shape[1],
+                "interactions": int(train.nnz),
+            }
+        )
+    )
 
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--real", action="store_true", help="use the real training files from the mirror")
-    p.add_argument("--worker", nargs=3, metavar=("DATASET", "PATH", "STEPS"), help=argparse_hidden())
+    p.add_argument(
+        "--real", action="store_true", help="use the real training files from the mirror"
+    )
+    p.add_argument(
+        "--worker", nargs=3, metavar=("DATASET", "PATH", "STEPS"), help=argparse_hidden()
+    )
     args = p.parse_args()
     if args.worker:
         worker(args.worker[0], args.worker[1], int(args.worker[2]), args.threads, args.real)
@@ -101,22 +122,67 @@ def main() -> None:
         if not args.real:
             generated_train(ds)  # build once, outside the measured processes
         for kind in ("ours", "reference"):
-            cmd = [sys.executable, __file__, "--worker", ds, kind, str(steps[kind]), "--threads", str(args.threads)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                ds,
+                kind,
+                str(steps[kind]),
+                "--threads",
+                str(args.threads),
+            ]
             cmd += ["--real"] if args.real else []
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            out = (
+                subprocess.run(cmd, capture_output=True, text=True, check=True)
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             r = json.loads(out)
-            rows.append({"dataset": ds, "path": kind, "data": "real" if args.real else "generated, same shape",
-                         "users × items": f"{r['users']:,} × {r['items']:,}", "interactions": f"{r['interactions']:,}",
-                         "steps": steps[kind], "peak RSS (MB)": f"{r['peak_mb']:,.0f}",
-                         "s/step": f"{r['seconds_per_step']:.3f}", "_peak": r["peak_mb"]})
+            rows.append(
+                {
+                    "dataset": ds,
+                    "path": kind,
+                    "data": "real" if args.real else "generated, same shape",
+                    "users × items": f"{r['users']:,} × {r['items']:,}",
+                    "interactions": f"{r['interactions']:,}",
+                    "steps": steps[kind],
+                    "peak RSS (MB)": f"{r['peak_mb']:,.0f}",
+                    "s/step": f"{r['seconds_per_step']:.3f}",
+                    "_peak": r["peak_mb"],
+                }
+            )
     print(f"machine: {machine()}")
-    print(table(rows, ["dataset", "path", "data", "users × items", "interactions", "steps", "peak RSS (MB)", "s/step"]))
+    print(
+        table(
+            rows,
+            [
+                "dataset",
+                "path",
+                "data",
+                "users × items",
+                "interactions",
+                "steps",
+                "peak RSS (MB)",
+                "s/step",
+            ],
+        )
+    )
     peaks = {(r["dataset"], r["path"]): r["_peak"] for r in rows}
-    print("ratios (same run): peak memory ours / reference: " + ", ".join(
-        f"{ds} {peaks[(ds, 'ours')] / peaks[(ds, 'reference')]:.2f}" for ds in SHAPES))
+    print(
+        "ratios (same run): peak memory ours / reference: "
+        + ", ".join(f"{ds} {peaks[(ds, 'ours')] / peaks[(ds, 'reference')]:.2f}" for ds in SHAPES)
+    )
     for ds in SHAPES:
-        lines.append(target(f"peak memory training DAVE on {ds}", peaks[(ds, "ours")] / 1024, 4, " GB",
-                            higher_is_better=False))
+        lines.append(
+            target(
+                f"peak memory training DAVE on {ds}",
+                peaks[(ds, "ours")] / 1024,
+                4,
+                " GB",
+                higher_is_better=False,
+            )
+        )
     print("\n".join(lines))
 
 

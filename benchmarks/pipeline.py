@@ -56,7 +56,9 @@ def generated_pinterest_mirror() -> tuple[str, dict]:
     sums_file = root / "checksums.yaml"
     if sums_file.is_file():
         return str(root), yaml.safe_load(sums_file.read_text())
-    sums = write_mirror(root, "pinterest", n_users=55_187, n_items=9_916, mean_per_user=27.2, seed=1)
+    sums = write_mirror(
+        root, "pinterest", n_users=55_187, n_items=9_916, mean_per_user=27.2, seed=1
+    )
     sums_file.write_text(yaml.safe_dump(sums))
     return str(root), sums
 
@@ -70,7 +72,9 @@ def up_to_date_project() -> Path:
     for name in ("Snakefile", "dvc.yaml"):
         shutil.copy(REPO / name, proj / name)
     for d in ("workflow", "src"):
-        shutil.copytree(REPO / d, proj / d, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        shutil.copytree(
+            REPO / d, proj / d, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+        )
     p = yaml.safe_load((REPO / "params.yaml").read_text())
     p["datasets"] = ["ml-100k", "ml-1m", "yelp", "digital-music", "pinterest"]
     p["profile"] = "paper"
@@ -101,7 +105,12 @@ def main() -> None:
     gmirror, sums = generated_pinterest_mirror()
     gparams = {**params, "data": {**params["data"], "checksums": sums}}
     s = time_data_stages("pinterest", gparams, gmirror)
-    rows.append({"measure": "preprocess + split pinterest (generated, same shape and format)", "seconds": f"{s:.2f}"})
+    rows.append(
+        {
+            "measure": "preprocess + split pinterest (generated, same shape and format)",
+            "seconds": f"{s:.2f}",
+        }
+    )
     lines.append(target("preprocess + split of pinterest", s, 30, " s", higher_is_better=False))
 
     proj = up_to_date_project()
@@ -114,14 +123,25 @@ def main() -> None:
     t_dvc = time.perf_counter() - t
     n_jobs = len(config.grid(yaml.safe_load((proj / "params.yaml").read_text())))
     ok = "Nothing to be done" in dry.stdout + dry.stderr and "up to date" in rep.stdout.lower()
-    rows.append({"measure": f"snakemake -n, up to date ({n_jobs} training runs in the grid)", "seconds": f"{t_smk:.2f}"})
+    rows.append(
+        {
+            "measure": f"snakemake -n, up to date ({n_jobs} training runs in the grid)",
+            "seconds": f"{t_smk:.2f}",
+        }
+    )
     rows.append({"measure": "dvc repro, up to date", "seconds": f"{t_dvc:.2f}"})
     print(f"machine: {machine()}")
     print(table(rows, ["measure", "seconds"]))
     print(f"both engines report nothing to do: {ok}" + ("" if ok else f"\n{jobs.stdout[-1500:]}"))
     print(f"ratios (same run): dvc repro / snakemake -n = {t_dvc / t_smk:.2f}")
-    lines.append(target("up-to-date snakemake -n (full configuration)", t_smk, 10, " s", higher_is_better=False))
-    lines.append(target("up-to-date dvc repro (full configuration)", t_dvc, 10, " s", higher_is_better=False))
+    lines.append(
+        target(
+            "up-to-date snakemake -n (full configuration)", t_smk, 10, " s", higher_is_better=False
+        )
+    )
+    lines.append(
+        target("up-to-date dvc repro (full configuration)", t_dvc, 10, " s", higher_is_better=False)
+    )
     print("\n".join(lines))
 
 

@@ -49,7 +49,9 @@ class DenseReference:
             return None
         return x_dense @ d.input_proj.weight + d.input_proj.bias
 
-    def pair_embeddings(self, batch: PairBatch, eps_u: torch.Tensor | None, eps_v: torch.Tensor | None):  # noqa: ANN201
+    def pair_embeddings(
+        self, batch: PairBatch, eps_u: torch.Tensor | None, eps_v: torch.Tensor | None
+    ):  # noqa: ANN201
         m = self.model
         U = dense_rows(self.train, batch.users)  # B × M
         V = dense_rows(self.train_t, batch.items)  # B × N
@@ -61,22 +63,28 @@ class DenseReference:
         y = self._sample(mu_v, lv_v, eps_v)
         return U, V, mu_u, lv_u, mu_v, lv_v, x, y
 
-    def discriminator_objective(self, batch: PairBatch, noise: dict[str, torch.Tensor]) -> torch.Tensor:
+    def discriminator_objective(
+        self, batch: PairBatch, noise: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
         m = self.model
-        U, V, *_, x, y = self.pair_embeddings(batch, noise.get("eps_user_pair"), noise.get("eps_item_pair"))
+        U, V, *_, x, y = self.pair_embeddings(
+            batch, noise.get("eps_user_pair"), noise.get("eps_item_pair")
+        )
         fu, fv = self._d_features(m.user_d, U), self._d_features(m.item_d, V)
         fu = None if fu is None else fu.detach()
         fv = None if fv is None else fv.detach()
         prior_u = noise.get("prior_user", torch.randn_like(x))
         prior_v = noise.get("prior_item", torch.randn_like(y))
-        return (discriminator_loss(m.user_d(prior_u, fu), m.user_d(x.detach(), fu))
-                + discriminator_loss(m.item_d(prior_v, fv), m.item_d(y.detach(), fv)))
+        return discriminator_loss(
+            m.user_d(prior_u, fu), m.user_d(x.detach(), fu)
+        ) + discriminator_loss(m.item_d(prior_v, fv), m.item_d(y.detach(), fv))
 
     def joint_objective(self, batch: PairBatch, noise: dict[str, torch.Tensor]) -> torch.Tensor:
         m, p = self.model, self.model.params
         w = p["loss_weights"]
         U, V, mu_u, lv_u, mu_v, lv_v, x, y = self.pair_embeddings(
-            batch, noise.get("eps_user_pair"), noise.get("eps_item_pair"))
+            batch, noise.get("eps_user_pair"), noise.get("eps_item_pair")
+        )
         # log g(u | x_u) for every pair: Bernoulli over all M entries of the dense row
         rec_u = F.binary_cross_entropy_with_logits(m.user_vae.logits(x), U, reduction="none").sum(1)
         rec_v = F.binary_cross_entropy_with_logits(m.item_vae.logits(y), V, reduction="none").sum(1)
@@ -84,12 +92,17 @@ class DenseReference:
             rec_u, rec_v = rec_u / U.shape[1], rec_v / V.shape[1]
         rec = rec_u + rec_v
         if m.adversarial:
-            reg = -(m.user_d(x, self._d_features(m.user_d, U)) + m.item_d(y, self._d_features(m.item_d, V)))
+            reg = -(
+                m.user_d(x, self._d_features(m.user_d, U))
+                + m.item_d(y, self._d_features(m.item_d, V))
+            )
         else:
             reg = kl_to_standard_normal(mu_u, lv_u) + kl_to_standard_normal(mu_v, lv_v)
             if p["reduction"] == "mean":
                 reg = reg / mu_u.shape[1]
-        pred = F.binary_cross_entropy_with_logits(m.predictor(x * y).squeeze(-1), batch.labels, reduction="none")
+        pred = F.binary_cross_entropy_with_logits(
+            m.predictor(x * y).squeeze(-1), batch.labels, reduction="none"
+        )
         return (w["reconstruction"] * rec + w["regularizer"] * reg + w["prediction"] * pred).mean()
 
     def train_step(self, batch: PairBatch) -> float:

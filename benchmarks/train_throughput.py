@@ -25,8 +25,10 @@ def step_flops(model: DAVE, batch: PairBatch) -> float:
     p = model.params
     d, h = p["embedding_dim"], p["encoder_hidden"][0]
     total = 0.0
-    for ids, store, dim in ((batch.users, model.user_rows, model.n_items),
-                            (batch.items, model.item_rows, model.n_users)):
+    for ids, store, dim in (
+        (batch.users, model.user_rows, model.n_items),
+        (batch.items, model.item_rows, model.n_users),
+    ):
         uniq, _, _ = _distinct(ids)
         n = uniq.numel()
         nnz = int((store.indptr[uniq + 1] - store.indptr[uniq]).sum())
@@ -56,12 +58,19 @@ def main() -> None:
     params = config.load_params()
     job = config.job_config(params, "ml-1m", "dave", 0, "paper")
     split = load_split(processed("ml-1m"))
-    users, items, labels = epoch_pairs(split.train, job["model_params"]["negative_ratio"], np.random.default_rng(0))
+    users, items, labels = epoch_pairs(
+        split.train, job["model_params"]["negative_ratio"], np.random.default_rng(0)
+    )
     bs = job["model_params"]["batch_size"]
     n_fast, n_ref = (12, 5) if args.quick else (60, 20)
-    batches = [PairBatch(torch.as_tensor(users[s:s + bs], device=device), torch.as_tensor(items[s:s + bs], device=device),
-                         torch.as_tensor(labels[s:s + bs], device=device))
-               for s in range(0, (max(n_fast, n_ref) + 2) * bs, bs)]
+    batches = [
+        PairBatch(
+            torch.as_tensor(users[s : s + bs], device=device),
+            torch.as_tensor(items[s : s + bs], device=device),
+            torch.as_tensor(labels[s : s + bs], device=device),
+        )
+        for s in range(0, (max(n_fast, n_ref) + 2) * bs, bs)
+    ]
     torch.manual_seed(0)
     fast = DAVE(split.n_users, split.n_items, job["model_params"]).to(device)
     fast.set_inputs(split.train, torch.device(device))
@@ -69,28 +78,48 @@ def main() -> None:
     gen = torch.Generator(device=device).manual_seed(0)
     ref = DenseReference(ref_model, split.train)
 
-    t_fast = run(fast, lambda b: fast.train_step(b, gen), batches[:n_fast + 2], device)
-    t_ref = run(ref_model, ref.train_step, batches[:n_ref + 2], device)
+    t_fast = run(fast, lambda b: fast.train_step(b, gen), batches[: n_fast + 2], device)
+    t_ref = run(ref_model, ref.train_step, batches[: n_ref + 2], device)
     pairs_fast = n_fast * bs / t_fast
     pairs_ref = n_ref * bs / t_ref
-    flops = np.mean([step_flops(fast, b) for b in batches[2:n_fast + 2]])
+    flops = np.mean([step_flops(fast, b) for b in batches[2 : n_fast + 2]])
     peak = matmul_rate(device)
     achieved = flops * n_fast / t_fast / 1e9
     epoch_pairs_n = split.train.nnz * (1 + job["model_params"]["negative_ratio"])
     epoch_min = epoch_pairs_n / pairs_fast / 60
     print(f"machine: {machine()}")
-    print(f"ml-1m: {split.n_users} users, {split.n_items} items, {split.train.nnz} training interactions; "
-          f"batch {bs}, negative ratio {job['model_params']['negative_ratio']}, d={job['model_params']['embedding_dim']}")
-    print(table([
-        {"path": "ours (sparse, distinct rows once)", "steps": n_fast, "pairs/s": f"{pairs_fast:,.0f}",
-         "ms/step": f"{1000 * t_fast / n_fast:.1f}", "GFLOP/s": f"{achieved:.0f}",
-         "of matmul peak": f"{100 * achieved / peak:.0f}%"},
-        {"path": "dense per-pair reference", "steps": n_ref, "pairs/s": f"{pairs_ref:,.0f}",
-         "ms/step": f"{1000 * t_ref / n_ref:.1f}", "GFLOP/s": "", "of matmul peak": ""},
-    ], ["path", "steps", "pairs/s", "ms/step", "GFLOP/s", "of matmul peak"]))
+    print(
+        f"ml-1m: {split.n_users} users, {split.n_items} items, {split.train.nnz} training interactions; "
+        f"batch {bs}, negative ratio {job['model_params']['negative_ratio']}, d={job['model_params']['embedding_dim']}"
+    )
+    print(
+        table(
+            [
+                {
+                    "path": "ours (sparse, distinct rows once)",
+                    "steps": n_fast,
+                    "pairs/s": f"{pairs_fast:,.0f}",
+                    "ms/step": f"{1000 * t_fast / n_fast:.1f}",
+                    "GFLOP/s": f"{achieved:.0f}",
+                    "of matmul peak": f"{100 * achieved / peak:.0f}%",
+                },
+                {
+                    "path": "dense per-pair reference",
+                    "steps": n_ref,
+                    "pairs/s": f"{pairs_ref:,.0f}",
+                    "ms/step": f"{1000 * t_ref / n_ref:.1f}",
+                    "GFLOP/s": "",
+                    "of matmul peak": "",
+                },
+            ],
+            ["path", "steps", "pairs/s", "ms/step", "GFLOP/s", "of matmul peak"],
+        )
+    )
     print(f"measured fp32 matmul rate: {peak:.0f} GFLOP/s; one epoch = {epoch_pairs_n:,} pairs")
-    print(f"ratios (same run): throughput {pairs_fast / pairs_ref:.2f}x the reference; "
-          f"{100 * achieved / peak:.0f}% of the matmul rate")
+    print(
+        f"ratios (same run): throughput {pairs_fast / pairs_ref:.2f}x the reference; "
+        f"{100 * achieved / peak:.0f}% of the matmul rate"
+    )
     print(target("training throughput vs dense reference", pairs_fast / pairs_ref, 8, "x"))
     print(target("DAVE epoch on ml-1m", epoch_min, 10, " min", higher_is_better=False))
 

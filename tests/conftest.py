@@ -43,7 +43,9 @@ def fresh_params(params: dict) -> dict:
     return copy.deepcopy(params)
 
 
-def random_train(n_users: int = 40, n_items: int = 30, density: float = 0.25, seed: int = 0) -> sp.csr_matrix:
+def random_train(
+    n_users: int = 40, n_items: int = 30, density: float = 0.25, seed: int = 0
+) -> sp.csr_matrix:
     rng = np.random.default_rng(seed)
     dense = (rng.random((n_users, n_items)) < density).astype(np.float32)
     dense[np.arange(n_users), rng.integers(0, n_items, n_users)] = 1.0  # nobody is empty
@@ -53,14 +55,22 @@ def random_train(n_users: int = 40, n_items: int = 30, density: float = 0.25, se
 def small_dave_params(params: dict, model: str = "dave", **overrides) -> dict:
     p = copy.deepcopy(params["models"][model])
     p.pop("family")
-    p.update(embedding_dim=8, batch_size=16, negative_ratio=2, encoder_hidden=[12], decoder_hidden=[12],
-             discriminator_hidden=[6, 7], predictor_hidden=[5, 5])
+    p.update(
+        embedding_dim=8,
+        batch_size=16,
+        negative_ratio=2,
+        encoder_hidden=[12],
+        decoder_hidden=[12],
+        discriminator_hidden=[6, 7],
+        predictor_hidden=[5, 5],
+    )
     p.update(overrides)
     return p
 
 
-def tiny_params(params: dict, checksums: dict, *, epochs: int = 3, models=None, seeds=None,
-                studies: bool = True) -> dict:
+def tiny_params(
+    params: dict, checksums: dict, *, epochs: int = 3, models=None, seeds=None, studies: bool = True
+) -> dict:
     """params.yaml for a tiny workspace: small networks, a few epochs, generated ml-100k.
 
     ``studies=False`` studies no dataset (noise, t-SNE): engine tests that are not about the
@@ -75,8 +85,14 @@ def tiny_params(params: dict, checksums: dict, *, epochs: int = 3, models=None, 
     prof["train"].update(max_epochs=epochs, patience=epochs, max_train_pairs=None)
     p["hparams"]["ml-100k"] = {"batch_size": 64, "negative_ratio": 2, "embedding_dim": 8}
     for name in ("dave", "dave-adv", "dave-aae"):
-        p["models"][name].update(encoder_hidden=[16], decoder_hidden=[16], discriminator_hidden=[8, 8],
-                                 predictor_hidden=[8, 8], lr=3e-3, d_lr=1e-3)
+        p["models"][name].update(
+            encoder_hidden=[16],
+            decoder_hidden=[16],
+            discriminator_hidden=[8, 8],
+            predictor_hidden=[8, 8],
+            lr=3e-3,
+            d_lr=1e-3,
+        )
     p["train"]["progress"] = False
     p["train"]["num_threads"] = 1
     # the studies of Section 4.2, small; the sweep's points are the grid's own run (d 8, ratio 2)

@@ -24,7 +24,9 @@ def install(bin_dir: Path, state_dir: Path) -> dict[str, str]:
     state_dir.mkdir(parents=True, exist_ok=True)
     for name in NAMES:
         w = bin_dir / name
-        w.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).resolve()}" {name} "$@"\n')
+        w.write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).resolve()}" {name} "$@"\n'
+        )
         w.chmod(0o755)
     path = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]])
     return {"FAKE_SLURM_DIR": str(state_dir), "PATH": path}
@@ -35,7 +37,7 @@ def _option(args: list[str], name: str) -> str | None:
         if a == name and i + 1 < len(args):
             return args[i + 1]
         if a.startswith(name + "="):
-            return a[len(name) + 1:]
+            return a[len(name) + 1 :]
     return None
 
 
@@ -53,10 +55,17 @@ def sbatch(args: list[str], state: Path) -> int:
     if _option(args, "--gpus"):
         env["SLURM_GPUS"] = _option(args, "--gpus") or ""
     with open(log, "w") as out:
-        rc = subprocess.run(["sh", "-c", wrap], cwd=_option(args, "-D"), env=env, stdout=out,
-                            stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(
+            ["sh", "-c", wrap],
+            cwd=_option(args, "-D"),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        ).returncode
     (state / "jobs").mkdir(exist_ok=True)
-    (state / "jobs" / job_id).write_text(json.dumps({"name": name, "state": "COMPLETED" if rc == 0 else "FAILED"}))
+    (state / "jobs" / job_id).write_text(
+        json.dumps({"name": name, "state": "COMPLETED" if rc == 0 else "FAILED"})
+    )
     print(job_id)
     return 0
 

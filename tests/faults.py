@@ -26,9 +26,16 @@ def env_for(ws: Path, **extra: str) -> dict[str, str]:
 
 def dave(ws: Path, *args: str, **popen: object) -> subprocess.Popen:
     """``dave <args>`` in ``ws``, as its own process group (so a test can stop all of it)."""
-    return subprocess.Popen([sys.executable, "-m", "dave_repro.cli", *args], cwd=ws, env=env_for(ws),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, **popen)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        [sys.executable, "-m", "dave_repro.cli", *args],
+        cwd=ws,
+        env=env_for(ws),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **popen,
+    )  # type: ignore[call-overload]
 
 
 def lock_path(ws: Path, key: str) -> Path:
@@ -46,14 +53,22 @@ def lock_held(path: Path, pid: int | None = None) -> bool:
         f = line.split()
         if "->" in f:  # a waiter, not a holder
             continue
-        if (len(f) >= 8 and f[1] == "FLOCK" and int(f[5].rsplit(":", 1)[1]) == inode
-                and (pid is None or int(f[4]) == pid)):
+        if (
+            len(f) >= 8
+            and f[1] == "FLOCK"
+            and int(f[5].rsplit(":", 1)[1]) == inode
+            and (pid is None or int(f[4]) == pid)
+        ):
             return True
     return False
 
 
-def wait_for(pred: Callable[[], bool], timeout: float, proc: subprocess.Popen | None = None,
-             every: float = 0.002) -> bool:
+def wait_for(
+    pred: Callable[[], bool],
+    timeout: float,
+    proc: subprocess.Popen | None = None,
+    every: float = 0.002,
+) -> bool:
     """Poll ``pred`` until true (True), the timeout, or ``proc`` exiting (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

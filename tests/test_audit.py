@@ -21,8 +21,15 @@ from dave_repro.audit.snapshot import dir_md5
 from dave_repro.config import load_params
 from dave_repro.data import synthetic
 
-SPLIT_OUTPUTS = ("negatives_test.parquet", "negatives_valid.parquet", "split.json", "test.parquet",
-                 "train.parquet", "train_csr.npz", "valid.parquet")
+SPLIT_OUTPUTS = (
+    "negatives_test.parquet",
+    "negatives_valid.parquet",
+    "split.json",
+    "test.parquet",
+    "train.parquet",
+    "train_csr.npz",
+    "valid.parquet",
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +37,9 @@ def project(tmp_path_factory):
     """A committed project whose pipeline ran (dvc repro) and was pushed to a local remote."""
     tmp = tmp_path_factory.mktemp("audit")
     sums = synthetic.write_mirror(tmp / "mirror", "ml-100k", n_users=60, n_items=200)
-    p = tiny_params(load_params(REPO / "params.yaml"), sums, epochs=1, models=["dave", "itempop"],
-                    studies=False)
+    p = tiny_params(
+        load_params(REPO / "params.yaml"), sums, epochs=1, models=["dave", "itempop"], studies=False
+    )
     root = make_project(tmp / "proj", p)
     for name in (".gitignore", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
@@ -62,18 +70,33 @@ def test_audit_head_passes_and_traces_every_result(project):
     assert all(a["source"] in ("cache", "git", "workspace") for a in rep["artifacts"].values())
     runs = {r["id"]: r for r in rep["runs"]}
     assert sorted({r["manifest"]["stage"] for r in runs.values()}) == [
-        "download", "evaluate", "preprocess", "report", "split", "train"]
+        "download",
+        "evaluate",
+        "preprocess",
+        "report",
+        "split",
+        "train",
+    ]
     # every result, tables included, traces back to the raw download
-    expected = {"results/metrics/ml-100k.json", "results/tables/summary.md",
-                *(f"results/runs/ml-100k/{m}/seed-0/metrics.json" for m in ("dave", "itempop"))}
+    expected = {
+        "results/metrics/ml-100k.json",
+        "results/tables/summary.md",
+        *(f"results/runs/ml-100k/{m}/seed-0/metrics.json" for m in ("dave", "itempop")),
+    }
     assert expected <= set(rep["results"])
     for path in expected:
         stages = [runs[i]["manifest"]["stage"] for i in rep["results"][path]]
         assert stages[-1] == "download" and "split" in stages, (path, stages)
     train = next(r["manifest"] for r in runs.values() if r["label"] == "train ml-100k/dave/seed-0")
-    assert train["git"]["commit"] and train["environment"]["torch"] and train["environment"]["device"] == "cpu"
+    assert (
+        train["git"]["commit"]
+        and train["environment"]["torch"]
+        and train["environment"]["device"] == "cpu"
+    )
     assert train["byproducts"], "the training curves are recorded"
-    assert "model_params" in train["params"] and "datasets" not in train["params"]  # only what it used
+    assert (
+        "model_params" in train["params"] and "datasets" not in train["params"]
+    )  # only what it used
 
 
 def test_rerun_split_is_byte_identical(project):
@@ -105,8 +128,15 @@ def test_rerun_cpu_training_and_evaluation_give_identical_results(project):
 
 def _cache_object(root: Path, rel: str) -> Path:
     lock = yaml.safe_load((root / "dvc.lock").read_text())
-    out = next(o for s in lock["stages"].values() for o in s.get("outs", []) if o["path"] == "results/runs/ml-100k")
-    listing = json.loads((root / ".dvc/cache/files/md5" / out["md5"][:2] / out["md5"][2:]).read_text())
+    out = next(
+        o
+        for s in lock["stages"].values()
+        for o in s.get("outs", [])
+        if o["path"] == "results/runs/ml-100k"
+    )
+    listing = json.loads(
+        (root / ".dvc/cache/files/md5" / out["md5"][:2] / out["md5"][2:]).read_text()
+    )
     md5 = next(e["md5"] for e in listing if e["relpath"] == rel)
     return root / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
 
@@ -120,7 +150,10 @@ def test_a_changed_byte_is_named_and_fails(project):
         obj.write_bytes(original[:100] + bytes([original[100] ^ 1]) + original[101:])
         rc, out = audit(root, env, "HEAD")
         assert rc == 1, out
-        assert "results/runs/ml-100k/dave/seed-0/model.pt: DVC cache object" in out and "corrupted" in out
+        assert (
+            "results/runs/ml-100k/dave/seed-0/model.pt: DVC cache object" in out
+            and "corrupted" in out
+        )
     finally:
         obj.write_bytes(original)
     tracked = root / "results/metrics/ml-100k.json"
@@ -144,8 +177,8 @@ def test_a_stale_commit_is_reported_precisely(project):
     try:
         rc, out = audit(root, env, "HEAD", "--rerun", "split@ml-100k")
         assert rc == 1, out
-        assert "params.yaml's data.split_seed is 7 in this commit" in out      # the lock is stale
-        assert "params.split_seed: 2024 → 7" in out                            # why the re-run differs
+        assert "params.yaml's data.split_seed is 7 in this commit" in out  # the lock is stale
+        assert "params.split_seed: 2024 → 7" in out  # why the re-run differs
         assert "data/processed/ml-100k/negatives_test.parquet: not byte-identical" in out
         assert "split.json: not byte-identical to the recorded output: split_seed: 2024 → 7" in out
     finally:
@@ -194,16 +227,23 @@ def test_differences_are_described_precisely(tmp_path):
     assert describe("m.json", a, b, frozenset({"seconds"})) == ["sampled.hr@10: 0.5 → 0.25"]
 
     def parquet(items):
-        pd.DataFrame({"user": [0, 1, 2], "item": items}).to_parquet(tmp_path / "f.parquet", index=False)
+        pd.DataFrame({"user": [0, 1, 2], "item": items}).to_parquet(
+            tmp_path / "f.parquet", index=False
+        )
         return (tmp_path / "f.parquet").read_bytes()
 
     assert describe("t.parquet", parquet([5, 6, 7]), parquet([5, 9, 7])) == [
-        "column item: 1 of 3 rows differ, first row 1: 6 → 9"]
+        "column item: 1 of 3 rows differ, first row 1: 6 → 9"
+    ]
 
     def npz(indices):
         np.savez(tmp_path / "f.npz", indices=np.array(indices, dtype=np.int32))
         return (tmp_path / "f.npz").read_bytes()
 
-    assert describe("c.npz", npz([1, 2, 3]), npz([1, 2, 4])) == ["indices: 1 of 3 entries differ, first at [2]: 3 → 4"]
+    assert describe("c.npz", npz([1, 2, 3]), npz([1, 2, 4])) == [
+        "indices: 1 of 3 entries differ, first at [2]: 3 → 4"
+    ]
     assert describe("s.md", b"a\nb\nc\n", b"a\nB\nc\n") == ["line 2: 'b' → 'B'"]
-    assert describe("x.bin", b"\x00\x01\x02", b"\x00\x01\x03") == ["3 bytes → 3 bytes, first difference at byte 2"]
+    assert describe("x.bin", b"\x00\x01\x02", b"\x00\x01\x03") == [
+        "3 bytes → 3 bytes, first difference at byte 2"
+    ]

@@ -29,15 +29,48 @@ SMALL = {
     "apr": {"embedding_dim": 6, "batch_size": 16, "pretrain_passes": 1, "epoch_passes": 1},
     "cdae": {"hidden": 8, "batch_size": 8, "lr": 0.01, "epoch_passes": 1},
     "acae": {"hidden": 8, "batch_size": 8, "lr": 0.01, "pretrain_passes": 1, "epoch_passes": 1},
-    "cfgan": {"g_hidden": 12, "d_hidden": 8, "g_batch_size": 8, "d_batch_size": 8, "g_lr": 1e-3, "d_lr": 1e-3,
-              "epoch_passes": 1},
-    "avb": {"embedding_dim": 4, "encoder_hidden": [12], "decoder_hidden": [12], "critic_hidden": [8, 8],
-            "noise_dim": 4, "batch_size": 8, "lr": 1e-2, "critic_lr": 1e-2, "epoch_passes": 1},
-    "vaegan": {"embedding_dim": 4, "encoder_hidden": [12], "decoder_hidden": [12], "critic_hidden": [8, 8],
-               "noise_dim": 4, "batch_size": 8, "lr": 1e-2, "critic_lr": 1e-2, "discriminator_hidden": [8],
-               "epoch_passes": 1},
-    "cvae-gan": {"embedding_dim": 4, "encoder_hidden": [12], "generator_hidden": [12], "discriminator_hidden": [8],
-                 "classifier_hidden": [8], "batch_size": 8, "lr": 1e-2, "epoch_passes": 1},
+    "cfgan": {
+        "g_hidden": 12,
+        "d_hidden": 8,
+        "g_batch_size": 8,
+        "d_batch_size": 8,
+        "g_lr": 1e-3,
+        "d_lr": 1e-3,
+        "epoch_passes": 1,
+    },
+    "avb": {
+        "embedding_dim": 4,
+        "encoder_hidden": [12],
+        "decoder_hidden": [12],
+        "critic_hidden": [8, 8],
+        "noise_dim": 4,
+        "batch_size": 8,
+        "lr": 1e-2,
+        "critic_lr": 1e-2,
+        "epoch_passes": 1,
+    },
+    "vaegan": {
+        "embedding_dim": 4,
+        "encoder_hidden": [12],
+        "decoder_hidden": [12],
+        "critic_hidden": [8, 8],
+        "noise_dim": 4,
+        "batch_size": 8,
+        "lr": 1e-2,
+        "critic_lr": 1e-2,
+        "discriminator_hidden": [8],
+        "epoch_passes": 1,
+    },
+    "cvae-gan": {
+        "embedding_dim": 4,
+        "encoder_hidden": [12],
+        "generator_hidden": [12],
+        "discriminator_hidden": [8],
+        "classifier_hidden": [8],
+        "batch_size": 8,
+        "lr": 1e-2,
+        "epoch_passes": 1,
+    },
     "recvae": {"hidden": 12, "latent": 4, "batch_size": 16, "lr": 1e-2},
 }
 
@@ -94,26 +127,39 @@ def _objective(net, model: str, batch) -> float:
     g = gen(123)
     with torch.no_grad():
         if model == "neumf":
-            return float(F.binary_cross_entropy_with_logits(net.logits(batch.users, batch.items), batch.labels))
+            return float(
+                F.binary_cross_entropy_with_logits(
+                    net.logits(batch.users, batch.items), batch.labels
+                )
+            )
         if model == "apr":  # L(Θ) + λ_adv L(Θ + Δ_adv), the adversarial phase's objective
             with torch.enable_grad():
                 adv = net.perturbations(batch)
             n = batch.users.numel()
             p, q = net.user_emb[adv["users"]], net.item_emb[adv["items"]]
             idx = (adv["i_inv"][:n], adv["i_inv"][n:])
-            return float(net.bpr_loss(batch, p[adv["u_inv"]], q, idx)
-                         + net.bpr_loss(batch, (p + adv["delta_user"])[adv["u_inv"]], q + adv["delta_item"], idx))
+            return float(
+                net.bpr_loss(batch, p[adv["u_inv"]], q, idx)
+                + net.bpr_loss(
+                    batch, (p + adv["delta_user"])[adv["u_inv"]], q + adv["delta_item"], idx
+                )
+            )
         if model == "cdae":
             rows = net.rows(batch.users)
             z = net.logits(net.corrupt(rows, g), batch.users)
-            return float(F.binary_cross_entropy_with_logits(z, rows, reduction="none").sum(1).mean())
+            return float(
+                F.binary_cross_entropy_with_logits(z, rows, reduction="none").sum(1).mean()
+            )
         if model == "acae":
             return float(net.loss(net.rows(batch.users), batch.users))
         if model == "cfgan":  # the generator's objective against the current D
             rows = net.rows(batch.users)
             pm, zr = net.masks(rows, g)
             out = net.generator(rows)
-            return float(bu.gan_loss(net.discriminate(rows, out * pm), True) + 0.03 * (out.pow(2) * zr).sum(1).mean())
+            return float(
+                bu.gan_loss(net.discriminate(rows, out * pm), True)
+                + 0.03 * (out.pow(2) * zr).sum(1).mean()
+            )
         if model in ("avb", "vaegan"):  # reconstruction part of the VAE objective
             sparse = net.user_rows.rows(batch.users)
             z = net.encoder(sparse, net.encoder.noise(batch.users.numel(), g, torch.device("cpu")))
@@ -160,7 +206,15 @@ def test_user_based_models_read_interaction_vectors(params):
         net.set_inputs(altered.tocsr(), torch.device("cpu"))
         changed = not torch.allclose(before, net.score_all(users))
         assert changed == (model in READS_INTERACTION_VECTORS), model
-    assert {"cdae", "acae", "recvae", "cvae-gan", "cfgan", "avb", "vaegan"} <= READS_INTERACTION_VECTORS
+    assert {
+        "cdae",
+        "acae",
+        "recvae",
+        "cvae-gan",
+        "cfgan",
+        "avb",
+        "vaegan",
+    } <= READS_INTERACTION_VECTORS
 
 
 # -- NeuMF ---------------------------------------------------------------------------------------
@@ -205,7 +259,10 @@ def test_apr_perturbation_is_eps_times_the_normalised_gradient_per_row(params):
     Q = net.item_emb.detach().clone().requires_grad_(True)
     x = (P[batch.users] * Q[batch.pos]).sum(1) - (P[batch.users] * Q[batch.neg]).sum(1)
     gP, gQ = torch.autograd.grad(F.softplus(-x).sum(), [P, Q])
-    for delta, ids, g in ((adv["delta_user"], adv["users"], gP), (adv["delta_item"], adv["items"], gQ)):
+    for delta, ids, g in (
+        (adv["delta_user"], adv["users"], gP),
+        (adv["delta_item"], adv["items"], gQ),
+    ):
         torch.testing.assert_close(delta.norm(dim=1), torch.full((ids.numel(),), 0.7))
         torch.testing.assert_close(delta, 0.7 * g[ids] / g[ids].norm(dim=1, keepdim=True))
     # the perturbation raises the loss: it is adversarial
@@ -213,7 +270,9 @@ def test_apr_perturbation_is_eps_times_the_normalised_gradient_per_row(params):
     idx = (adv["i_inv"][:n], adv["i_inv"][n:])
     p, q = net.user_emb[adv["users"]].detach(), net.item_emb[adv["items"]].detach()
     clean = net.bpr_loss(batch, p[adv["u_inv"]], q, idx)
-    attacked = net.bpr_loss(batch, (p + adv["delta_user"])[adv["u_inv"]], q + adv["delta_item"], idx)
+    attacked = net.bpr_loss(
+        batch, (p + adv["delta_user"])[adv["u_inv"]], q + adv["delta_item"], idx
+    )
     assert attacked > clean
 
 
@@ -221,7 +280,10 @@ def test_apr_pretrains_bpr_then_trains_adversarially(params):
     net, train = make(params, "apr", pretrain_passes=2, epoch_passes=1)
     n_pos = train.nnz
     net.on_epoch_start(0)
-    assert sum(b.users.numel() for b in net.batches(train, np.random.default_rng(0), None)) == 2 * n_pos
+    assert (
+        sum(b.users.numel() for b in net.batches(train, np.random.default_rng(0), None))
+        == 2 * n_pos
+    )
     logs = net.train_step(first_batch(net, train, 0), gen())
     assert "loss_adversarial" not in logs
     logs = net.train_step(first_batch(net, train, 1), gen())
@@ -262,7 +324,13 @@ def test_cdae_user_node_makes_two_users_with_one_row_differ(params):
 
 # -- ACAE ----------------------------------------------------------------------------------------
 def test_acae_adversarial_noise_has_norm_eps_along_the_gradient(params):
-    net, train = make(params, "acae", eps=0.4, hidden_activation="sigmoid", noise={"encoder": 1.0, "user": 0.5, "hidden": 0.25, "decoder": 1.0})
+    net, train = make(
+        params,
+        "acae",
+        eps=0.4,
+        hidden_activation="sigmoid",
+        noise={"encoder": 1.0, "user": 0.5, "hidden": 0.25, "decoder": 1.0},
+    )
     batch = first_batch(net, train, 1)
     rows = net.rows(batch.users)
     delta = net.perturbations(rows, batch.users)
@@ -299,7 +367,11 @@ def test_cfgan_partial_masking_zeroes_the_sampled_entries(params):
     rows = net.rows(torch.arange(6))
     pm, zr = net.masks(rows, gen(5))
     sampled = pm - rows
-    assert ((sampled == 0) | (sampled == 1)).all() and (sampled * rows).sum() == 0 and sampled.sum() > 0
+    assert (
+        ((sampled == 0) | (sampled == 1)).all()
+        and (sampled * rows).sum() == 0
+        and sampled.sum() > 0
+    )
     out = net.generator(rows).detach().requires_grad_(True)
     fake = out * pm
     torch.testing.assert_close(fake[pm == 0], torch.zeros(int((pm == 0).sum())))
@@ -313,13 +385,17 @@ def test_cfgan_partial_masking_zeroes_the_sampled_entries(params):
 
 
 def test_cfgan_epoch_alternates_discriminator_and_generator_passes(params):
-    net, train = make(params, "cfgan", d_passes=2, g_passes=3, d_batch_size=40, g_batch_size=40, epoch_passes=2)
+    net, train = make(
+        params, "cfgan", d_passes=2, g_passes=3, d_batch_size=40, g_batch_size=40, epoch_passes=2
+    )
     net.on_epoch_start(0)
     phases = [b.phase for b in net.batches(train, np.random.default_rng(0), None)]
     assert phases == (["discriminator"] * 2 + ["generator"] * 3) * 2
     d_before = [q.detach().clone() for q in net.discriminator.parameters()]
     net.train_step(first_batch(net, train, 0, "generator"), gen())
-    assert all(torch.equal(a, b) for a, b in zip(d_before, net.discriminator.parameters(), strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(d_before, net.discriminator.parameters(), strict=True)
+    )
 
 
 # -- AVB and VAEGAN -------------------------------------------------------------------------------
@@ -384,7 +460,10 @@ def test_vaegan_discriminator_learns_real_rows_from_generated_ones(params):
 
     def d_loss() -> float:
         with torch.no_grad():
-            z = net.encoder(net.user_rows.rows(batch.users), net.encoder.noise(batch.users.numel(), gen(3), torch.device("cpu")))
+            z = net.encoder(
+                net.user_rows.rows(batch.users),
+                net.encoder.noise(batch.users.numel(), gen(3), torch.device("cpu")),
+            )
             return float(net.discriminator_loss(rows, torch.sigmoid(net.decoder(z))))
 
     before = d_loss()
@@ -413,13 +492,28 @@ def test_cvae_gan_classifier_learns_whose_row_it_is(params):
 
 def test_cvae_gan_each_network_follows_its_own_objective(params):
     """With G's weights λ₃ = λ₄ = 0, a step moves E, D and C but leaves G untouched."""
-    net, train = make(params, "cvae-gan", loss_weights={"kl": 3.0, "encoder_pairwise": 1.0,
-                                                        "generator_pairwise": 0.0, "mean_matching": 0.0})
+    net, train = make(
+        params,
+        "cvae-gan",
+        loss_weights={
+            "kl": 3.0,
+            "encoder_pairwise": 1.0,
+            "generator_pairwise": 0.0,
+            "mean_matching": 0.0,
+        },
+    )
     snap = {k: v.detach().clone() for k, v in net.state_dict().items()}
     logs = net.train_step(first_batch(net, train), gen())
     moved = {k.split(".")[0] for k, v in net.state_dict().items() if not torch.equal(v, snap[k])}
     assert moved == {"encoder", "discriminator", "classifier"}
-    for key in ("loss_discriminator", "loss_classifier", "loss_kl", "loss_pairwise", "loss_mean_d", "loss_mean_c"):
+    for key in (
+        "loss_discriminator",
+        "loss_classifier",
+        "loss_kl",
+        "loss_pairwise",
+        "loss_mean_d",
+        "loss_mean_c",
+    ):
         assert math.isfinite(logs[key])
 
 
@@ -430,15 +524,19 @@ def test_recvae_composite_prior_mixes_its_three_components(params):
     z = torch.randn(5, 4, generator=gen())
     with torch.no_grad():
         mu, logvar = net.prior.encoder_old(rows)
-        dens = (3 / 20 * torch.distributions.Normal(0.0, 1.0).log_prob(z).exp()
-                + 3 / 4 * torch.distributions.Normal(mu, (0.5 * logvar).exp()).log_prob(z).exp()
-                + 1 / 10 * torch.distributions.Normal(0.0, math.exp(5.0)).log_prob(z).exp())
+        dens = (
+            3 / 20 * torch.distributions.Normal(0.0, 1.0).log_prob(z).exp()
+            + 3 / 4 * torch.distributions.Normal(mu, (0.5 * logvar).exp()).log_prob(z).exp()
+            + 1 / 10 * torch.distributions.Normal(0.0, math.exp(5.0)).log_prob(z).exp()
+        )
         torch.testing.assert_close(net.prior.log_prob(rows, z), dens.log())
     assert net.prior.weights == (3 / 20, 3 / 4, 1 / 10)
 
 
 def test_recvae_alternates_encoder_and_decoder_and_refreshes_the_prior(params):
-    net, train = make(params, "recvae", batch_size=20, encoder_passes=3, decoder_passes=1, epoch_passes=1)
+    net, train = make(
+        params, "recvae", batch_size=20, encoder_passes=3, decoder_passes=1, epoch_passes=1
+    )
     net.on_epoch_start(0)
     batches = list(net.batches(train, np.random.default_rng(0), None))
     assert [b.phase for b in batches] == ["encoder"] * 6 + ["decoder"] * 2
@@ -472,21 +570,30 @@ def test_user_passes_cover_every_user_once_per_pass_and_respect_the_pair_cap(par
     net.on_epoch_start(0)
     ids = torch.cat([b.users for b in net.batches(train, np.random.default_rng(0), None)]).numpy()
     assert ids.size == 2 * N_USERS and sorted(ids[:N_USERS]) == list(range(N_USERS))
-    capped = torch.cat([b.users for b in net.batches(train, np.random.default_rng(0), train.nnz // 4)])
+    capped = torch.cat(
+        [b.users for b in net.batches(train, np.random.default_rng(0), train.nnz // 4)]
+    )
     assert capped.numel() == 2 * math.ceil(N_USERS / 4)
 
 
 def test_fgsm_normalises_rows_or_the_whole_tensor():
     g = torch.tensor([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0]])
-    torch.testing.assert_close(bu.fgsm(g, 2.0, per_row=True), torch.tensor([[1.2, 1.6], [0.0, 0.0], [2.0, 0.0]]))
+    torch.testing.assert_close(
+        bu.fgsm(g, 2.0, per_row=True), torch.tensor([[1.2, 1.6], [0.0, 0.0], [2.0, 0.0]])
+    )
     assert float(bu.fgsm(g, 2.0, per_row=False).norm()) == pytest.approx(2.0)
 
 
 def test_pair_passes_redraw_negatives_each_pass():
     train = random_train(N_USERS, N_ITEMS)
-    batches = list(bu.pair_passes(train, 2, 10_000, np.random.default_rng(0), None, torch.device("cpu"), 2))
+    batches = list(
+        bu.pair_passes(train, 2, 10_000, np.random.default_rng(0), None, torch.device("cpu"), 2)
+    )
     assert len(batches) == 2 and all(isinstance(b, PairBatch) for b in batches)
-    neg = [set(zip(b.users[b.labels == 0].tolist(), b.items[b.labels == 0].tolist(), strict=True)) for b in batches]
+    neg = [
+        set(zip(b.users[b.labels == 0].tolist(), b.items[b.labels == 0].tolist(), strict=True))
+        for b in batches
+    ]
     assert neg[0] != neg[1]
 
 
@@ -497,11 +604,28 @@ TINY = {
     "cdae": {"hidden": 8, "epoch_passes": 1},
     "acae": {"hidden": 8, "pretrain_passes": 1, "epoch_passes": 1},
     "cfgan": {"g_hidden": 16, "d_hidden": 8, "g_passes": 1, "d_passes": 1, "epoch_passes": 1},
-    "avb": {"encoder_hidden": [16], "decoder_hidden": [16], "critic_hidden": [8], "noise_dim": 4, "epoch_passes": 1},
-    "vaegan": {"encoder_hidden": [16], "decoder_hidden": [16], "critic_hidden": [8], "noise_dim": 4,
-               "discriminator_hidden": [8], "epoch_passes": 1},
-    "cvae-gan": {"encoder_hidden": [16], "generator_hidden": [16], "discriminator_hidden": [8],
-                 "classifier_hidden": [8], "epoch_passes": 1},
+    "avb": {
+        "encoder_hidden": [16],
+        "decoder_hidden": [16],
+        "critic_hidden": [8],
+        "noise_dim": 4,
+        "epoch_passes": 1,
+    },
+    "vaegan": {
+        "encoder_hidden": [16],
+        "decoder_hidden": [16],
+        "critic_hidden": [8],
+        "noise_dim": 4,
+        "discriminator_hidden": [8],
+        "epoch_passes": 1,
+    },
+    "cvae-gan": {
+        "encoder_hidden": [16],
+        "generator_hidden": [16],
+        "discriminator_hidden": [8],
+        "classifier_hidden": [8],
+        "epoch_passes": 1,
+    },
     "recvae": {"hidden": 16, "latent": 8, "batch_size": 64},
 }
 
@@ -524,6 +648,8 @@ def test_every_baseline_trains_and_evaluates_through_the_shared_stages(tiny_work
     train_info = json.loads((rd / "train.json").read_text())
     assert train_info["epochs_run"] == 2 and len(train_info["history"]) == 2
     assert all(math.isfinite(v) for v in metrics["sampled"].values())
-    assert 0.0 <= metrics["sampled"]["hr@10"] <= 1.0 and set(metrics["full"]) == set(metrics["sampled"])
+    assert 0.0 <= metrics["sampled"]["hr@10"] <= 1.0 and set(metrics["full"]) == set(
+        metrics["sampled"]
+    )
     assert (rd / "ranks.parquet").exists() and not (rd / "last.pt").exists()
     assert train_stage(job, p) is False  # nothing changed: no work

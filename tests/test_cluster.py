@@ -56,8 +56,15 @@ def test_dry_run_with_the_profile_plans_every_job_with_its_resources(tmp_path, p
     dry = sh(root, "snakemake", "--profile", PROFILE, "-n", "results/tables", env=env)
     jobs = _jobs(dry.stdout + dry.stderr)
     counts = {rule: sum(1 for r, _ in jobs if r == rule) for rule, _ in jobs}
-    assert counts == {"download": 1, "preprocess": 1, "split": 1, "train": 6, "evaluate": 6,
-                      "dataset_metrics": 1, "tables": 1}
+    assert counts == {
+        "download": 1,
+        "preprocess": 1,
+        "split": 1,
+        "train": 6,
+        "evaluate": 6,
+        "dataset_metrics": 1,
+        "tables": 1,
+    }
     for rule, res in jobs:
         assert int(res["mem_mb"]) >= 1000 and int(res["runtime"]) >= 10, (rule, res)
         assert (res.get("gpu") == "1") == (rule == "train"), (rule, res)
@@ -67,9 +74,23 @@ def test_dry_run_with_the_profile_plans_every_job_with_its_resources(tmp_path, p
 def test_jobs_submitted_through_the_profile_carry_their_resources(tmp_path, params):
     root, env = _tiny(tmp_path, params, models=["itempop"])
     target = "results/runs/ml-100k/itempop/seed-0/train.json"
-    sh(root, "snakemake", "--profile", PROFILE, "--slurm-init-seconds-before-status-checks", "1", target, env=env)
-    calls = [json.loads(line)["argv"] for line in (tmp_path / "slurm" / "sbatch.jsonl").read_text().splitlines()]
-    by_rule = {next(a for a in c if a.startswith("rule_")).split("_wildcards")[0][5:]: c for c in calls}
+    sh(
+        root,
+        "snakemake",
+        "--profile",
+        PROFILE,
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        target,
+        env=env,
+    )
+    calls = [
+        json.loads(line)["argv"]
+        for line in (tmp_path / "slurm" / "sbatch.jsonl").read_text().splitlines()
+    ]
+    by_rule = {
+        next(a for a in c if a.startswith("rule_")).split("_wildcards")[0][5:]: c for c in calls
+    }
     assert sorted(by_rule) == ["download", "preprocess", "split", "train"] and len(calls) == 4
 
     def opt(call, name):
@@ -79,8 +100,12 @@ def test_jobs_submitted_through_the_profile_carry_their_resources(tmp_path, para
         assert opt(call, "--mem") and opt(call, "-t"), (rule, call)
         assert ("--gpus=1" in call) == (rule == "train"), (rule, call)
     train = by_rule["train"]
-    assert (opt(train, "--mem"), opt(train, "-t")) == ("8000", "720") and "--cpus-per-task=2" in train
+    assert (opt(train, "--mem"), opt(train, "-t")) == (
+        "8000",
+        "720",
+    ) and "--cpus-per-task=2" in train
     assert opt(by_rule["download"], "--mem") == "1000"
-    manifest = json.loads((root / "results/runs/ml-100k/itempop/seed-0/train.manifest.json").read_text())
+    manifest = json.loads(
+        (root / "results/runs/ml-100k/itempop/seed-0/train.manifest.json").read_text()
+    )
     assert manifest["stage"] == "train" and manifest["environment"]["torch_threads"] == 2
-

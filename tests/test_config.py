@@ -20,7 +20,9 @@ def problems(p: dict) -> list[str]:
 
 def test_shipped_params_are_valid(params):
     config.validate_params(params)
-    assert config.grid(params) == [("ml-100k", m, 0) for m in ("dave", "dave-adv", "dave-aae", "itempop")]
+    assert config.grid(params) == [
+        ("ml-100k", m, 0) for m in ("dave", "dave-adv", "dave-aae", "itempop")
+    ]
 
 
 def test_every_problem_is_listed_with_its_key_path(fresh_params):
@@ -33,13 +35,15 @@ def test_every_problem_is_listed_with_its_key_path(fresh_params):
     p["profiles"]["quick"]["seeds"] = [0, 0]
     p["train"]["device"] = "tpu"
     out = problems(p)
-    expected = ["hparams.ml-100k.negative_ratio: 0 is below the minimum 1",
-                "models.dave.embedding_dim: -1 is below the minimum 1",
-                "models.dave.lr: expected a number",
-                "models.dave.colour: unknown key",
-                "datasets[1]: unknown value 'netflix'",
-                "profiles.quick.seeds: duplicate entry 0",
-                "train.device: expected auto, cpu, cuda or cuda:N"]
+    expected = [
+        "hparams.ml-100k.negative_ratio: 0 is below the minimum 1",
+        "models.dave.embedding_dim: -1 is below the minimum 1",
+        "models.dave.lr: expected a number",
+        "models.dave.colour: unknown key",
+        "datasets[1]: unknown value 'netflix'",
+        "profiles.quick.seeds: duplicate entry 0",
+        "train.device: expected auto, cpu, cuda or cuda:N",
+    ]
     for e in expected:
         assert any(x.startswith(e) for x in out), (e, out)
     assert len(out) == len(expected)
@@ -73,8 +77,12 @@ def test_cli_refuses_bad_params_before_any_work(tmp_path, fresh_params):
     fresh_params["hparams"]["ml-100k"]["embedding_dim"] = -1
     fresh_params["models"]["dave"]["d_steps"] = 0
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(fresh_params))
-    proc = subprocess.run([sys.executable, "-m", "dave_repro.cli", "data", "ml-100k"], cwd=tmp_path,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dave_repro.cli", "data", "ml-100k"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "2 problem(s)" in proc.stderr
     assert "hparams.ml-100k.embedding_dim" in proc.stderr and "models.dave.d_steps" in proc.stderr
@@ -84,14 +92,22 @@ def test_cli_refuses_bad_params_before_any_work(tmp_path, fresh_params):
 
 def test_cli_unknown_dataset_is_a_clear_error(tmp_path, params):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.run([sys.executable, "-m", "dave_repro.cli", "download", "movielens"], cwd=tmp_path,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dave_repro.cli", "download", "movielens"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "unknown dataset 'movielens'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_yaml_syntax_error(tmp_path):
     (tmp_path / "params.yaml").write_text("profile: [unclosed\n")
-    proc = subprocess.run([sys.executable, "-m", "dave_repro.cli", "check-params"], cwd=tmp_path,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dave_repro.cli", "check-params"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "not valid YAML" in proc.stderr

@@ -50,15 +50,23 @@ def check_split_invariants(d: Path, holdout: str) -> None:
     n_users = inter["user"].nunique()
     n_items = int(inter["item"].max()) + 1
     # exactly one test and one validation item per user, disjoint from train and each other
-    assert sorted(test["user"]) == list(range(n_users)) and sorted(valid["user"]) == list(range(n_users))
+    assert sorted(test["user"]) == list(range(n_users)) and sorted(valid["user"]) == list(
+        range(n_users)
+    )
     key = lambda df: set(zip(df["user"], df["item"], strict=True))  # noqa: E731
     assert not key(train) & key(test) and not key(train) & key(valid) and not key(valid) & key(test)
     assert len(train) + len(valid) + len(test) == len(inter)
     assert key(train) | key(valid) | key(test) == key(inter)
     # the test item is each user's latest (ties and nulls allowed only at the maximum)
     if holdout == "latest":
-        ts = inter.assign(t=inter["timestamp"].astype("float64").fillna(-np.inf)).groupby("user")["t"].max()
-        t_test = test.assign(t=test["timestamp"].astype("float64").fillna(-np.inf)).set_index("user")["t"]
+        ts = (
+            inter.assign(t=inter["timestamp"].astype("float64").fillna(-np.inf))
+            .groupby("user")["t"]
+            .max()
+        )
+        t_test = test.assign(t=test["timestamp"].astype("float64").fillna(-np.inf)).set_index(
+            "user"
+        )["t"]
         assert (t_test.sort_index() == ts.sort_index()).all()
     # 99 valid, distinct negatives per user that the user never interacted with
     seen = inter.groupby("user")["item"].apply(set)
@@ -66,7 +74,11 @@ def check_split_invariants(d: Path, holdout: str) -> None:
         neg = pd.read_parquet(d / name)
         assert list(neg.columns) == ["user", "item"] and str(neg["user"].dtype) == "int32"
         counts = neg.groupby("user")["item"].agg(["size", "nunique"])
-        assert (counts["size"] == 99).all() and (counts["nunique"] == 99).all() and len(counts) == n_users
+        assert (
+            (counts["size"] == 99).all()
+            and (counts["nunique"] == 99).all()
+            and len(counts) == n_users
+        )
         bad = [(u, i) for u, i in zip(neg["user"], neg["item"], strict=True) if i in seen[u]]
         assert not bad
         assert neg["item"].between(0, n_items - 1).all()
@@ -106,11 +118,19 @@ def test_generated_data_in_real_formats(ds, fresh_params, workdir, monkeypatch):
         assert inter.groupby("user").size().min() >= 5 and inter.groupby("item").size().min() >= 5
 
 
-def test_split_is_identical_across_reruns_and_changes_with_the_seed(fresh_params, workdir, monkeypatch):
+def test_split_is_identical_across_reruns_and_changes_with_the_seed(
+    fresh_params, workdir, monkeypatch
+):
     params = generated(fresh_params, "ml-100k", workdir, monkeypatch)
     d = build(params, "ml-100k")
-    digest = lambda: {p.name: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
-                      for p in d.iterdir() if not p.name.endswith("manifest.json")}
+
+    def digest() -> dict[str, str]:
+        return {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in d.iterdir()
+            if not p.name.endswith("manifest.json")
+        }
+
     first = digest()
     cfg = config.dataset_config(params, "ml-100k")
     assert stages.run_split(cfg, force=True)
@@ -126,25 +146,48 @@ def test_ml1m_equivalent_form_gives_the_same_interactions(fresh_params, workdir,
     params = generated(fresh_params, "ml-1m", workdir, monkeypatch)
     canonical = build(params, "ml-1m")
     a = pd.read_parquet(canonical / "interactions.parquet")
-    ratings = pd.read_csv(workdir / "mirror/ml-1m/ratings.dat", sep="::", engine="python",
-                          names=["u", "m", "r", "t"])
+    ratings = pd.read_csv(
+        workdir / "mirror/ml-1m/ratings.dat", sep="::", engine="python", names=["u", "m", "r", "t"]
+    )
     eq = workdir / "eqmirror" / "ml-1m"
     (eq / "interactions_resn").mkdir(parents=True)
     (eq / "derived").mkdir()
     # LightGCN adjacency files (UserID-1, MovieID-1), the pairs split between two files
     per_user = ratings.groupby("u")["m"].apply(list)
     (eq / "interactions_resn/train.txt").write_text(
-        "".join(f"{u - 1} {' '.join(str(x - 1) for x in ms[:-3])}\n" for u, ms in per_user.items()))
+        "".join(f"{u - 1} {' '.join(str(x - 1) for x in ms[:-3])}\n" for u, ms in per_user.items())
+    )
     (eq / "interactions_resn/test.txt").write_text(
-        "".join(f"{u - 1} {' '.join(str(x - 1) for x in ms[-3:])}\n" for u, ms in per_user.items()))
+        "".join(f"{u - 1} {' '.join(str(x - 1) for x in ms[-3:])}\n" for u, ms in per_user.items())
+    )
     latest = ratings.sort_values(["u", "t", "m"]).groupby("u").tail(1)
-    rows = ["\t".join(["user_idx", "user_id", "ncf_item", "movie_id", "rating", "timestamp", "resolution",
-                       "candidate_movie_ids"])]
-    rows += [f"{u - 1}\t{u}\t0\t{m}\t{r}\t{t}\tunique\t" for u, m, r, t in latest[["u", "m", "r", "t"]].itertuples(index=False)]
+    rows = [
+        "\t".join(
+            [
+                "user_idx",
+                "user_id",
+                "ncf_item",
+                "movie_id",
+                "rating",
+                "timestamp",
+                "resolution",
+                "candidate_movie_ids",
+            ]
+        )
+    ]
+    rows += [
+        f"{u - 1}\t{u}\t0\t{m}\t{r}\t{t}\tunique\t"
+        for u, m, r, t in latest[["u", "m", "r", "t"]].itertuples(index=False)
+    ]
     (eq / "derived/ncf_test_movieid.tsv").write_text("\n".join(rows) + "\n")
-    pins = {f"ml-1m/{n}": "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for n, p in (
-        ("pairs_train.txt", eq / "interactions_resn/train.txt"), ("pairs_test.txt", eq / "interactions_resn/test.txt"),
-        ("latest.tsv", eq / "derived/ncf_test_movieid.tsv"))}
+    pins = {
+        f"ml-1m/{n}": "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
+        for n, p in (
+            ("pairs_train.txt", eq / "interactions_resn/train.txt"),
+            ("pairs_test.txt", eq / "interactions_resn/test.txt"),
+            ("latest.tsv", eq / "derived/ncf_test_movieid.tsv"),
+        )
+    }
     work2 = workdir / "second"
     work2.mkdir()
     monkeypatch.chdir(work2)
@@ -161,7 +204,9 @@ def test_malformed_row_names_file_and_line(fresh_params, workdir, monkeypatch):
     mirror.mkdir(parents=True)
     data = b"1\t1\t5\t880000000\n2\t1\t4\t880000001\n3\tx\t4\t880000002\n"
     (mirror / "u.data").write_bytes(data)
-    fresh_params["data"]["checksums"] = {"ml-100k/u.data": "sha256:" + hashlib.sha256(data).hexdigest()}
+    fresh_params["data"]["checksums"] = {
+        "ml-100k/u.data": "sha256:" + hashlib.sha256(data).hexdigest()
+    }
     monkeypatch.setenv("DAVE_DATA_MIRROR", str(workdir / "mirror"))
     cfg = config.dataset_config(fresh_params, "ml-100k")
     stages.run_download(cfg)
@@ -206,7 +251,9 @@ def test_split_seed_is_independent_of_file_order(fresh_params, workdir, monkeypa
         monkeypatch.chdir(workdir / name)
         monkeypatch.setenv("DAVE_DATA_MIRROR", str(workdir / name / "mirror"))
         data = (workdir / name / "mirror/ml-100k/u.data").read_bytes()
-        params["data"]["checksums"] = {"ml-100k/u.data": "sha256:" + hashlib.sha256(data).hexdigest()}
+        params["data"]["checksums"] = {
+            "ml-100k/u.data": "sha256:" + hashlib.sha256(data).hexdigest()
+        }
         results.append(pd.read_parquet(build(params, "ml-100k") / "test.parquet"))
     assert results[0].equals(results[1])
     assert len(lines) == len(df) and not test_a.empty

@@ -26,7 +26,7 @@ def test_kl_to_standard_normal_closed_form():
 
 def test_discriminator_loss_is_negative_eq10():
     real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
-    eq10 = (torch.log(torch.sigmoid(real)).mean() + torch.log(1 - torch.sigmoid(fake)).mean())
+    eq10 = torch.log(torch.sigmoid(real)).mean() + torch.log(1 - torch.sigmoid(fake)).mean()
     assert discriminator_loss(real, fake).item() == pytest.approx(-eq10.item(), rel=1e-6)
 
 
@@ -39,13 +39,18 @@ def _model(params, name="dave", **kw):
 
 
 def _batch():
-    return PairBatch(torch.tensor([0, 1, 2, 2]), torch.tensor([3, 3, 5, 7]), torch.tensor([1.0, 0.0, 1.0, 0.0]))
+    return PairBatch(
+        torch.tensor([0, 1, 2, 2]), torch.tensor([3, 3, 5, 7]), torch.tensor([1.0, 0.0, 1.0, 0.0])
+    )
 
 
 def test_reparameterisation_uses_mu_plus_sigma_eps(params):
     m, _ = _model(params)
-    st = m.encode_batch(_batch(), torch.Generator().manual_seed(0),
-                        {"eps_user_pair": torch.ones(4, 8), "eps_item_pair": torch.zeros(4, 8)})
+    st = m.encode_batch(
+        _batch(),
+        torch.Generator().manual_seed(0),
+        {"eps_user_pair": torch.ones(4, 8), "eps_item_pair": torch.zeros(4, 8)},
+    )
     x_expected = st.mu_u[st.u_inv] + torch.exp(0.5 * st.lv_u[st.u_inv])
     torch.testing.assert_close(st.x_pair, x_expected)
     torch.testing.assert_close(st.y_pair, st.mu_v[st.v_inv])  # ε = 0 gives the mean
@@ -62,15 +67,21 @@ def test_joint_objective_terms_by_hand(params):
     """Eq. 11/14 generator term, the Bernoulli reconstruction and the BCE of Eq. 16."""
     m, train = _model(params, reduction="sum")
     b = _batch()
-    noise = {"eps_user_pair": torch.zeros(4, 8), "eps_item_pair": torch.zeros(4, 8),
-             "eps_user": torch.zeros(3, 8), "eps_item": torch.zeros(3, 8)}
+    noise = {
+        "eps_user_pair": torch.zeros(4, 8),
+        "eps_item_pair": torch.zeros(4, 8),
+        "eps_user": torch.zeros(3, 8),
+        "eps_item": torch.zeros(3, 8),
+    }
     st = m.encode_batch(b, torch.Generator(), noise)
     loss, parts = m.joint_objective(st, torch.Generator(), noise)
     x, y = st.x_pair, st.y_pair
     dense_u = torch.as_tensor(train.toarray())[b.users]
     dense_v = torch.as_tensor(train.T.toarray())[b.items]
-    rec = (F.binary_cross_entropy_with_logits(m.user_vae.logits(x), dense_u, reduction="sum")
-           + F.binary_cross_entropy_with_logits(m.item_vae.logits(y), dense_v, reduction="sum")) / 4
+    rec = (
+        F.binary_cross_entropy_with_logits(m.user_vae.logits(x), dense_u, reduction="sum")
+        + F.binary_cross_entropy_with_logits(m.item_vae.logits(y), dense_v, reduction="sum")
+    ) / 4
     reg = -(m.user_d(x) + m.item_d(y)).mean()
     pred = F.binary_cross_entropy(torch.sigmoid(m.predictor(x * y).squeeze(-1)), b.labels)
     assert parts["reconstruction"].item() == pytest.approx(rec.item(), rel=1e-5)
@@ -82,7 +93,10 @@ def test_joint_objective_terms_by_hand(params):
 def test_mean_reconstruction_divides_by_the_vector_length(params):
     m_sum, _ = _model(params, reduction="sum")
     m_mean, _ = _model(params, reduction="mean")
-    noise = {k: torch.zeros(n, 8) for k, n in (("eps_user_pair", 4), ("eps_item_pair", 4), ("eps_user", 3), ("eps_item", 3))}
+    noise = {
+        k: torch.zeros(n, 8)
+        for k, n in (("eps_user_pair", 4), ("eps_item_pair", 4), ("eps_user", 3), ("eps_item", 3))
+    }
     st = m_sum.encode_batch(_batch(), torch.Generator(), noise)
     rows_u, rows_v = st.urows, st.vrows
     s = m_sum.user_vae.reconstruction_nll(st.mu_u, rows_u, st.u_count)
@@ -92,7 +106,10 @@ def test_mean_reconstruction_divides_by_the_vector_length(params):
 
 
 def test_mean_reduction_averages_the_kl_over_latent_dimensions(params):
-    noise = {k: torch.zeros(n, 8) for k, n in (("eps_user_pair", 4), ("eps_item_pair", 4), ("eps_user", 3), ("eps_item", 3))}
+    noise = {
+        k: torch.zeros(n, 8)
+        for k, n in (("eps_user_pair", 4), ("eps_item_pair", 4), ("eps_user", 3), ("eps_item", 3))
+    }
     parts = {}
     for red in ("sum", "mean"):
         m, _ = _model(params, "dave-adv", reduction=red)
@@ -117,7 +134,9 @@ def test_discriminator_step_leaves_encoders_untouched_and_joint_step_leaves_d_un
     d_loss.backward()
     opts["discriminator"].step()
     assert all(torch.equal(a, b) for a, b in zip(gen_before, m.generator_parameters(), strict=True))
-    assert any(not torch.equal(a, b) for a, b in zip(d_before, m.discriminator_parameters(), strict=True))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(d_before, m.discriminator_parameters(), strict=True)
+    )
     # the joint step (a whole train_step's second half) must not move D
     d_mid = _snapshot(m.discriminator_parameters())
     for q in m.discriminator_parameters():
@@ -127,7 +146,9 @@ def test_discriminator_step_leaves_encoders_untouched_and_joint_step_leaves_d_un
     loss.backward()
     opts["joint"].step()
     assert all(torch.equal(a, b) for a, b in zip(d_mid, m.discriminator_parameters(), strict=True))
-    assert any(not torch.equal(a, b) for a, b in zip(gen_before, m.generator_parameters(), strict=True))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(gen_before, m.generator_parameters(), strict=True)
+    )
 
 
 def test_train_step_runs_d_then_joint_and_lowers_the_loss(params):
@@ -147,7 +168,9 @@ def test_full_scores_equal_candidate_scores(params):
     users = torch.arange(train.shape[0])
     allscores = m.score_all(users)
     cand = torch.tensor([[0, 5, 9]] * train.shape[0])
-    torch.testing.assert_close(m.score_candidates(users, cand), allscores.gather(1, cand), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        m.score_candidates(users, cand), allscores.gather(1, cand), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_csr_rows_match_scipy():

@@ -41,9 +41,14 @@ def _setup(params, name):
     v_ids, v_inv, _ = _distinct(items)
     eps_u = torch.randn(u_ids.numel(), d, generator=g)
     eps_v = torch.randn(v_ids.numel(), d, generator=g)
-    noise = {"eps_user": eps_u, "eps_item": eps_v, "eps_user_pair": eps_u[u_inv],
-             "eps_item_pair": eps_v[v_inv], "prior_user": torch.randn(10, d, generator=g),
-             "prior_item": torch.randn(10, d, generator=g)}
+    noise = {
+        "eps_user": eps_u,
+        "eps_item": eps_v,
+        "eps_user_pair": eps_u[u_inv],
+        "eps_item_pair": eps_v[v_inv],
+        "prior_user": torch.randn(10, d, generator=g),
+        "prior_item": torch.randn(10, d, generator=g),
+    }
     return model, DenseReference(model, train), batch, noise
 
 
@@ -64,7 +69,9 @@ def test_joint_objective_and_gradients_equal_reference(params, name):
     assert fast_loss.item() == pytest.approx(ref_loss.item(), rel=1e-5)
     assert fast.keys() == slow.keys() and len(fast) > 0
     for n in fast:
-        torch.testing.assert_close(fast[n], slow[n], rtol=1e-4, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}")
+        torch.testing.assert_close(
+            fast[n], slow[n], rtol=1e-4, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}"
+        )
 
 
 @pytest.mark.parametrize("name", ["dave", "dave-aae", "dave-input-d"])
@@ -92,13 +99,17 @@ def _mc_gradients(model, ref, batch, n, ignore_counts=False):
             st.v_count = torch.ones_like(st.v_count)
         loss, _ = model.joint_objective(st, g)
         fast.append(_grads(model, loss)["user_vae.dec_out.weight"].flatten())
-        slow.append(_grads(model, ref.joint_objective(batch, {}))["user_vae.dec_out.weight"].flatten())
+        slow.append(
+            _grads(model, ref.joint_objective(batch, {}))["user_vae.dec_out.weight"].flatten()
+        )
     return torch.stack(fast).double(), torch.stack(slow).double()
 
 
 def _max_abs_z(f, s, directions=8):
     """Largest |z| of the mean difference along fixed random directions (each z ~ N(0,1) under H0)."""
-    v = torch.randn(directions, f.shape[1], generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    v = torch.randn(
+        directions, f.shape[1], generator=torch.Generator().manual_seed(9), dtype=torch.float64
+    )
     pf, ps = f @ v.T, s @ v.T
     n = f.shape[0]
     z = (pf.mean(0) - ps.mean(0)) / (pf.var(0) / n + ps.var(0) / n).sqrt()

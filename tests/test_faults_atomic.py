@@ -58,8 +58,14 @@ def load_each(d: Path) -> None:
             json.loads(f.read_text())
 
 
-def kill_at(proc: subprocess.Popen, lock: Path, sig: int, moment: float | str | tuple,
-            d: Path, outputs: tuple[str, ...] = ()) -> None:
+def kill_at(
+    proc: subprocess.Popen,
+    lock: Path,
+    sig: int,
+    moment: float | str | tuple,
+    d: Path,
+    outputs: tuple[str, ...] = (),
+) -> None:
     """Send ``sig`` once ``proc`` holds ``lock`` and then: ``moment`` seconds passed; or (for
     "writing") the first time a temporary file shows up in ``d``; or (for ("after", k)) as soon
     as k of ``outputs`` have been renamed into place; or (for ("renewed", name, s)) s seconds
@@ -69,8 +75,12 @@ def kill_at(proc: subprocess.Popen, lock: Path, sig: int, moment: float | str | 
         wait_for(lambda: bool(temporaries(d)), 60, proc, every=0.0002)
     elif isinstance(moment, tuple) and moment[0] == "after":
         before = {n: _inode(d / n) for n in outputs}
-        wait_for(lambda: sum(_inode(d / n) != before[n] for n in outputs) >= moment[1], 60, proc,
-                 every=0.0002)
+        wait_for(
+            lambda: sum(_inode(d / n) != before[n] for n in outputs) >= moment[1],
+            60,
+            proc,
+            every=0.0002,
+        )
     elif isinstance(moment, tuple):  # ("renewed", name, delay): once this run replaced `name`
         first = _inode(d / moment[1])
         wait_for(lambda: _inode(d / moment[1]) not in (first, None), 120, proc, every=0.001)
@@ -96,14 +106,21 @@ def two_splits(tiny_workspace):
         p = set_split_seed(ws, seed)
         stages.run_split(config.dataset_config(p, DS))
         ref[seed] = {n: (d / n).read_bytes() for n in split_module.OUTPUTS}
-        ref[seed]["fingerprint"] = json.loads((d / "split.manifest.json").read_text())["fingerprint"]
+        ref[seed]["fingerprint"] = json.loads((d / "split.manifest.json").read_text())[
+            "fingerprint"
+        ]
     assert ref[11]["train_csr.npz"] != ref[2024]["train_csr.npz"]
     return ws, d, ref
 
 
 # seeded random delays, a kill while a temporary is open, and kills between two renames
-MOMENTS = [*(random.Random(s).uniform(0.0, 0.1) for s in range(3)), "writing",
-           ("after", 1), ("after", 3), ("after", 5)]
+MOMENTS = [
+    *(random.Random(s).uniform(0.0, 0.1) for s in range(3)),
+    "writing",
+    ("after", 1),
+    ("after", 3),
+    ("after", 5),
+]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
@@ -133,8 +150,13 @@ def test_split_killed_at_any_moment_leaves_old_or_new_files_and_recovers(two_spl
                 assert complete
             else:
                 assert proc.returncode == 143
-                assert err.strip().splitlines()[-1].endswith(
-                    "terminated (SIGTERM); completed artifacts are kept, partial ones were discarded")
+                assert (
+                    err.strip()
+                    .splitlines()[-1]
+                    .endswith(
+                        "terminated (SIGTERM); completed artifacts are kept, partial ones were discarded"
+                    )
+                )
                 assert "Traceback" not in err
                 assert temporaries(d) == []  # a clean exit removes its own temporaries
         interrupted += not complete
@@ -261,7 +283,9 @@ def test_training_killed_again_and_again_resumes_to_the_uninterrupted_result(tin
         check_run_dir(ws, rd, fingerprint)
         assert not (rd / "train.json").exists()  # written only when training is complete
         if sig == signal.SIGTERM:
-            assert proc.returncode == 143 and "terminated (SIGTERM)" in err and "Traceback" not in err
+            assert (
+                proc.returncode == 143 and "terminated (SIGTERM)" in err and "Traceback" not in err
+            )
             assert temporaries(rd) == []
         if (rd / "last.pt").exists():
             resumed.append(checkpoint.load(rd / "last.pt", fingerprint)["epoch"])
@@ -277,7 +301,9 @@ def test_training_killed_again_and_again_resumes_to_the_uninterrupted_result(tin
     assert info["resumed_from_epoch"] == (resumed[-1] if resumed else None)
 
 
-def test_disk_full_mid_write_is_a_clear_error_and_the_next_run_recovers(two_splits, monkeypatch, capsys):
+def test_disk_full_mid_write_is_a_clear_error_and_the_next_run_recovers(
+    two_splits, monkeypatch, capsys
+):
     ws, d, ref = two_splits
     real_fsync = atomic._fsync
 
@@ -293,11 +319,15 @@ def test_disk_full_mid_write_is_a_clear_error_and_the_next_run_recovers(two_spli
         assert cli.main(["split", DS]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "negatives_test.parquet." in err and err.endswith(
-        "No space left on device; completed artifacts are kept, partial ones were discarded (-v for details)")
+        "No space left on device; completed artifacts are kept, partial ones were discarded (-v for details)"
+    )
     assert temporaries(d) == []
     for name in split_module.OUTPUTS:
         assert (d / name).read_bytes() in (ref[2024][name], ref[11][name])
-    assert json.loads((d / "split.manifest.json").read_text())["fingerprint"] == ref[2024]["fingerprint"]
+    assert (
+        json.loads((d / "split.manifest.json").read_text())["fingerprint"]
+        == ref[2024]["fingerprint"]
+    )
     monkeypatch.setattr(atomic, "_fsync", real_fsync)  # space freed: the next run completes
     p = config.load_params(ws / "params.yaml")
     assert stages.run_split(config.dataset_config(p, DS)) is True

@@ -134,7 +134,9 @@ def project(tmp_path, params):
 
     mirror = tmp_path / "mirror"
     sums = synthetic.write_mirror(mirror, DS, n_users=80, n_items=300)
-    root = make_project(tmp_path / "proj", tiny_params(params, sums, epochs=2, models=["dave"], studies=False))
+    root = make_project(
+        tmp_path / "proj", tiny_params(params, sums, epochs=2, models=["dave"], studies=False)
+    )
     return root, env_for(root, DAVE_DATA_MIRROR=str(mirror))
 
 
@@ -151,9 +153,15 @@ def test_snakemake_and_dvc_beside_a_running_snakemake(project):
     p = yaml.safe_load((root / "params.yaml").read_text())
     p["data"]["split_seed"] = 5  # the first run below replaces every split output
     (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
-    first = subprocess.Popen([str(BIN / "snakemake"), "--cores", "1", target], cwd=root, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             start_new_session=True)
+    first = subprocess.Popen(
+        [str(BIN / "snakemake"), "--cores", "1", target],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     lock = lock_path(root, f"processed/{DS}/split")
     assert wait_for(lambda: holder_of(lock) is not None, 300, first), first.communicate()
     job = holder_of(lock)  # the `dave split` job the first Snakemake started
@@ -164,8 +172,12 @@ def test_snakemake_and_dvc_beside_a_running_snakemake(project):
         # re-run them, it meets the first one's directory lock
         second = run(root, env, str(BIN / "snakemake"), "--cores", "1", target)
         assert second.returncode != 0 and "IncompleteFilesException" in second.stderr, second.stderr
-        second = run(root, env, str(BIN / "snakemake"), "--cores", "1", "--rerun-incomplete", target)
-        assert second.returncode != 0 and "Directory cannot be locked" in second.stderr, second.stderr
+        second = run(
+            root, env, str(BIN / "snakemake"), "--cores", "1", "--rerun-incomplete", target
+        )
+        assert second.returncode != 0 and "Directory cannot be locked" in second.stderr, (
+            second.stderr
+        )
         # DVC knows nothing of Snakemake's lock: the per-artifact lock of `dave split` refuses it
         dvc = run(root, env, str(BIN / "dvc"), "repro", f"split@{DS}")
         out = dvc.stdout + dvc.stderr
@@ -206,8 +218,11 @@ def test_an_output_removed_by_another_tool_mid_run_is_a_clear_error(tiny_workspa
     monkeypatch.setattr(split_module, "split", split_then_removed)
     before = (d / "split.manifest.json").read_bytes()
     p = config.load_params(ws / "params.yaml")
-    with pytest.raises(DaveError, match=r"split: output\(s\) data/processed/ml-100k/train_csr.npz "
-                                        r"vanished before this run could record them"):
+    with pytest.raises(
+        DaveError,
+        match=r"split: output\(s\) data/processed/ml-100k/train_csr.npz "
+        r"vanished before this run could record them",
+    ):
         stages.run_split(config.dataset_config(p, DS), force=True)
     assert (d / "split.manifest.json").read_bytes() == before  # nothing recorded
     monkeypatch.setattr(split_module, "split", real_split)

@@ -39,7 +39,9 @@ from dave_repro.data import fetch
 from dave_repro.errors import ArchiveError, DownloadError
 
 FAST = fetch.FetchSettings(timeout=0.5, retries=2, backoff=0.01)
-UDATA = b"".join(b"%d\t%d\t%d\t%d\n" % (u, i, 3, 880000000 + i) for u in range(1, 4) for i in range(1, 30))
+UDATA = b"".join(
+    b"%d\t%d\t%d\t%d\n" % (u, i, 3, 880000000 + i) for u in range(1, 4) for i in range(1, 30)
+)
 PIN = {"ml-100k/u.data": "sha256:" + hashlib.sha256(UDATA).hexdigest()}
 
 
@@ -151,8 +153,9 @@ def test_retries_back_off_exponentially_then_succeed(serve, tmp_path, monkeypatc
     monkeypatch.setattr(fetch, "time", SimpleNamespace(sleep=slept.append))  # fetch's clock only
     settings = fetch.FetchSettings(timeout=0.5, retries=4, backoff=0.5)
     with caplog.at_level(logging.WARNING, logger="dave_repro.data.fetch"):
-        res = fetch.download("ml-100k", tmp_path / "raw", mirror=srv.url, checksums=PIN,
-                             settings=settings)
+        res = fetch.download(
+            "ml-100k", tmp_path / "raw", mirror=srv.url, checksums=PIN, settings=settings
+        )
     assert slept == [0.5, 1.0, 2.0]  # doubled after each failed attempt
     assert srv.requests == 4
     url = f"{srv.url}ml-100k/u.data"
@@ -168,7 +171,9 @@ def test_retries_back_off_exponentially_then_succeed(serve, tmp_path, monkeypatc
 
 def test_server_errors_that_persist_give_up_with_the_status(serve, tmp_path):
     srv = serve({"u.data": UDATA}, error_500)
-    with pytest.raises(DownloadError, match=r"failed after 2 attempts: .*HTTP 500 Internal Server Error"):
+    with pytest.raises(
+        DownloadError, match=r"failed after 2 attempts: .*HTTP 500 Internal Server Error"
+    ):
         fetch.download("ml-100k", tmp_path / "raw", mirror=srv.url, checksums=PIN, settings=FAST)
     assert srv.requests == FAST.retries
     nothing_left(tmp_path)
@@ -186,9 +191,13 @@ def test_compressed_mirror_file_expanding_past_its_size_is_refused(tmp_path):
     (tmp_path / "m/ml-100k/u.data.gz").write_bytes(bomb)
     cap = 2 * UDATA_SIZE + (1 << 20)
     with pytest.raises(ArchiveError) as exc:
-        fetch.download("ml-100k", tmp_path / "raw", mirror=str(tmp_path / "m"), checksums=PIN, settings=FAST)
-    assert str(exc.value) == (f"{tmp_path}/m/ml-100k/u.data.gz: more than {cap} bytes, far past its "
-                              "expected size; refused")
+        fetch.download(
+            "ml-100k", tmp_path / "raw", mirror=str(tmp_path / "m"), checksums=PIN, settings=FAST
+        )
+    assert str(exc.value) == (
+        f"{tmp_path}/m/ml-100k/u.data.gz: more than {cap} bytes, far past its "
+        "expected size; refused"
+    )
     nothing_left(tmp_path)
 
 
@@ -213,7 +222,9 @@ def test_zip_member_expanding_past_what_it_declares_is_refused(tmp_path):
     (tmp_path / "m/ml-100k/ml-100k.zip").write_bytes(archive)
     pins = {**PIN, "ml-100k/ml-100k.zip": "md5:" + hashlib.md5(archive).hexdigest()}
     with pytest.raises(ArchiveError) as exc:
-        fetch.download("ml-100k", tmp_path / "raw", mirror=str(tmp_path / "m"), checksums=pins, settings=FAST)
+        fetch.download(
+            "ml-100k", tmp_path / "raw", mirror=str(tmp_path / "m"), checksums=pins, settings=FAST
+        )
     # extraction stops at the declared size, where the member's CRC cannot match
     msg = str(exc.value)
     assert msg.startswith("ml-100k.zip:ml-100k/u.data: corrupt or truncated data after ")
@@ -232,7 +243,9 @@ def test_more_archive_member_escapes(tmp_path, evil):
     pins = {**PIN, "ml-100k/ml-100k.zip": "md5:" + hashlib.md5(buf.getvalue()).hexdigest()}
     message = f"ml-100k.zip: member {evil!r} would escape the target directory; refused"
     with pytest.raises(ArchiveError, match=re.escape(message)):
-        fetch.download("ml-100k", tmp_path / "raw", mirror=str(tmp_path / "m"), checksums=pins, settings=FAST)
+        fetch.download(
+            "ml-100k", tmp_path / "raw", mirror=str(tmp_path / "m"), checksums=pins, settings=FAST
+        )
     nothing_left(tmp_path)
     assert not list(tmp_path.rglob("evil.txt"))
 
@@ -243,7 +256,9 @@ def test_mirror_link_pointing_outside_the_mirror_is_refused(tmp_path):
     (tmp_path / "m/ml-100k").mkdir(parents=True)
     os.symlink(outside, tmp_path / "m/ml-100k/u.data")
     with pytest.raises(DownloadError) as exc:
-        fetch.download("ml-100k", tmp_path / "raw", mirror=str(tmp_path / "m"), checksums=PIN, settings=FAST)
+        fetch.download(
+            "ml-100k", tmp_path / "raw", mirror=str(tmp_path / "m"), checksums=PIN, settings=FAST
+        )
     # refused at once: another attempt could not change the answer
     assert str(exc.value) == "mirror path 'ml-100k/u.data' escapes the mirror directory; refused"
     nothing_left(tmp_path)
@@ -273,7 +288,8 @@ def test_download_interrupted_mid_transfer_then_recovers(serve, tmp_path, params
     assert not (raw / "ml-100k").exists()  # never a partial source directory
     if sig == signal.SIGTERM:
         assert proc.returncode == 143 and err.strip().splitlines()[-1].endswith(
-            "terminated (SIGTERM); completed artifacts are kept, partial ones were discarded")
+            "terminated (SIGTERM); completed artifacts are kept, partial ones were discarded"
+        )
         assert list(raw.rglob(".tmp-*")) == []  # a clean exit removes its temporaries
     else:
         assert list(raw.glob(".tmp-ml-100k.*"))  # SIGKILL cannot clean up: the next run does
@@ -293,11 +309,18 @@ def test_checksum_mismatch_through_the_cli(tmp_path, params, monkeypatch):
     ws = _dave_download_workspace(tmp_path, params)
     env = {**os.environ, "DAVE_DATA_MIRROR": str(tmp_path / "m")}
     env.pop("DAVE_PARAMS", None)
-    proc = subprocess.run([sys.executable, "-m", "dave_repro.cli", "download", "ml-100k"], cwd=ws,
-                          env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dave_repro.cli", "download", "ml-100k"],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
-    assert (f"checksum mismatch for ml-100k/u.data: expected {PIN['ml-100k/u.data']}, got sha256:"
-            f"{hashlib.sha256(bad).hexdigest()}; the file was removed") in proc.stderr
+    assert (
+        f"checksum mismatch for ml-100k/u.data: expected {PIN['ml-100k/u.data']}, got sha256:"
+        f"{hashlib.sha256(bad).hexdigest()}; the file was removed"
+    ) in proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in (ws / "data/raw").iterdir()) == []
 
@@ -307,6 +330,11 @@ def test_nothing_listening_is_retried_then_refused(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(DownloadError, match="failed after 2 attempts: .*Connection refused"):
-        fetch.download("ml-100k", tmp_path / "raw", mirror=f"http://127.0.0.1:{port}/", checksums=PIN,
-                       settings=FAST)
+        fetch.download(
+            "ml-100k",
+            tmp_path / "raw",
+            mirror=f"http://127.0.0.1:{port}/",
+            checksums=PIN,
+            settings=FAST,
+        )
     nothing_left(tmp_path)

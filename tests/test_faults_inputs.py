@@ -29,8 +29,12 @@ from dave_repro import config
 from dave_repro.data import readers, stages, synthetic
 from dave_repro.errors import DataFormatError
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -40,9 +44,12 @@ DELIMITED: dict[str, tuple[Reader, str, list[tuple[str, str]], str]] = {
     "ml-100k u.data": (readers.read_movielens_100k, "\t", readers.INTERACTIONS, "utf-8"),
     "ml-1m ratings.dat": (readers.read_movielens_1m, "::", readers.INTERACTIONS, "latin-1"),
     "*.rating": (readers.read_rating_tsv, "\t", readers.INTERACTIONS, "utf-8"),
-    "amazon csv": (readers.read_amazon_ratings, ",",
-                   [("item", "token"), ("user", "token"), ("rating", "float"), ("timestamp", "uint")],
-                   "utf-8"),
+    "amazon csv": (
+        readers.read_amazon_ratings,
+        ",",
+        [("item", "token"), ("user", "token"), ("rating", "float"), ("timestamp", "uint")],
+        "utf-8",
+    ),
 }
 ALL_READERS: dict[str, Reader] = {
     **{k: v[0] for k, v in DELIMITED.items()},
@@ -52,9 +59,15 @@ ALL_READERS: dict[str, Reader] = {
 
 
 def valid_line(sep: str, columns: list[tuple[str, str]], i: int) -> str:
-    values = {"uint": str(i + 1), "int": str(-i), "float": f"{(i % 5) + 1}.0",
-              "token": f"T{i:05d}", }
-    fields = [values[kind] if name != "timestamp" else str(880_000_000 + i) for name, kind in columns]
+    values = {
+        "uint": str(i + 1),
+        "int": str(-i),
+        "float": f"{(i % 5) + 1}.0",
+        "token": f"T{i:05d}",
+    }
+    fields = [
+        values[kind] if name != "timestamp" else str(880_000_000 + i) for name, kind in columns
+    ]
     return sep.join(fields)
 
 
@@ -129,8 +142,12 @@ def test_truncated_file_never_crashes_and_keeps_only_complete_rows(fuzz_dir, nam
     if df is not None:
         # every complete line, plus at most the cut last line when what is left of it is a valid row
         assert complete <= len(df) <= complete + 1
-        expected = pd.read_csv(io.StringIO(full.decode(encoding).replace(sep, "\t")),
-                               sep="\t", header=None, names=[c for c, _ in columns])
+        expected = pd.read_csv(
+            io.StringIO(full.decode(encoding).replace(sep, "\t")),
+            sep="\t",
+            header=None,
+            names=[c for c, _ in columns],
+        )
         head = expected.iloc[:complete].reset_index(drop=True)
         got = df.iloc[:complete].reset_index(drop=True)
         for c, kind in columns:
@@ -142,7 +159,9 @@ def test_truncated_file_never_crashes_and_keeps_only_complete_rows(fuzz_dir, nam
 
 
 def adjacency_text(n: int) -> str:
-    return "".join(f"{u} " + " ".join(str(u * 7 + k) for k in range(1 + u % 4)) + "\n" for u in range(n))
+    return "".join(
+        f"{u} " + " ".join(str(u * 7 + k) for k in range(1 + u % 4)) + "\n" for u in range(n)
+    )
 
 
 def latest_text(n: int) -> str:
@@ -155,7 +174,9 @@ def latest_text(n: int) -> str:
     return "\n".join(rows) + "\n"
 
 
-@pytest.mark.parametrize("name,make", [("adjacency", adjacency_text), ("latest items", latest_text)])
+@pytest.mark.parametrize(
+    "name,make", [("adjacency", adjacency_text), ("latest items", latest_text)]
+)
 @FUZZ
 @given(cut=st.integers(min_value=0, max_value=5_000))
 def test_truncated_line_based_files(fuzz_dir, name, make, cut):
@@ -183,8 +204,12 @@ BAD_FIELDS = {
 
 
 TOKEN_IDS = {"non-integer id", "float id", "negative id"}  # any non-empty token is an Amazon id
-BAD_LINE_CASES = [(name, fault) for name in sorted(DELIMITED) for fault in sorted(BAD_FIELDS)
-                  if not (name == "amazon csv" and fault in TOKEN_IDS)]
+BAD_LINE_CASES = [
+    (name, fault)
+    for name in sorted(DELIMITED)
+    for fault in sorted(BAD_FIELDS)
+    if not (name == "amazon csv" and fault in TOKEN_IDS)
+]
 
 
 @pytest.mark.parametrize("name,fault", BAD_LINE_CASES)
@@ -223,11 +248,14 @@ def test_utf16_file_is_refused_at_line_1(tmp_path):
     assert exc.value.line == 1
 
 
-@pytest.mark.parametrize("text,line,reason", [
-    ("1 2 3\n4 x\n", 2, "nonnegative integers"),
-    ("1 2 3\n4 99999999999999999999\n", 2, "too large"),
-    ("1 2 3\n\n\n5 -1\n", 4, "nonnegative integers"),
-])
+@pytest.mark.parametrize(
+    "text,line,reason",
+    [
+        ("1 2 3\n4 x\n", 2, "nonnegative integers"),
+        ("1 2 3\n4 99999999999999999999\n", 2, "too large"),
+        ("1 2 3\n\n\n5 -1\n", 4, "nonnegative integers"),
+    ],
+)
 def test_adjacency_bad_line(tmp_path, text, line, reason):
     path = tmp_path / "train.txt"
     path.write_text(text)
@@ -236,15 +264,31 @@ def test_adjacency_bad_line(tmp_path, text, line, reason):
     assert exc.value.line == line
 
 
-@pytest.mark.parametrize("mutate,line,reason", [
-    (lambda rows: rows.__setitem__(0, "user\titem"), 1, "header"),
-    (lambda rows: rows.__setitem__(3, rows[3] + "\textra"), 4, "expected 8 fields"),
-    (lambda rows: rows.__setitem__(2, rows[2].replace("unique", "maybe")), 3, "unknown resolution"),
-    (lambda rows: rows.__setitem__(2, rows[2].replace("\t978300001\t", "\tyesterday\t")), 3, "timestamp"),
-    (lambda rows: rows.__setitem__(2, rows[2].replace("\t978300001\t", "\t99999999999999999999\t")), 3,
-     "too large"),
-    (lambda rows: rows.__setitem__(5, rows[5].replace("14;15", "14;x")), 6, "candidate"),
-])
+@pytest.mark.parametrize(
+    "mutate,line,reason",
+    [
+        (lambda rows: rows.__setitem__(0, "user\titem"), 1, "header"),
+        (lambda rows: rows.__setitem__(3, rows[3] + "\textra"), 4, "expected 8 fields"),
+        (
+            lambda rows: rows.__setitem__(2, rows[2].replace("unique", "maybe")),
+            3,
+            "unknown resolution",
+        ),
+        (
+            lambda rows: rows.__setitem__(2, rows[2].replace("\t978300001\t", "\tyesterday\t")),
+            3,
+            "timestamp",
+        ),
+        (
+            lambda rows: rows.__setitem__(
+                2, rows[2].replace("\t978300001\t", "\t99999999999999999999\t")
+            ),
+            3,
+            "too large",
+        ),
+        (lambda rows: rows.__setitem__(5, rows[5].replace("14;15", "14;x")), 6, "candidate"),
+    ],
+)
 def test_latest_items_bad_line(tmp_path, mutate, line, reason):
     rows = latest_text(10).rstrip("\n").split("\n")
     mutate(rows)
@@ -290,19 +334,27 @@ def _corrupt_source(ws: Path, p: dict, line: int, replacement: bytes) -> dict:
     return p
 
 
-@pytest.mark.parametrize("replacement,reason", [
-    (b"3\t17\t4", "expected 4 fields"),
-    (b"3\tseventeen\t4\t880000000", "column 'item' must be a nonnegative integer"),
-    (b"3\t17\t4\t88e7", "column 'timestamp' must be a nonnegative integer"),
-    (b"3\t17\t4\t\xff\xfe", "not valid utf-8 text"),
-])
+@pytest.mark.parametrize(
+    "replacement,reason",
+    [
+        (b"3\t17\t4", "expected 4 fields"),
+        (b"3\tseventeen\t4\t880000000", "column 'item' must be a nonnegative integer"),
+        (b"3\t17\t4\t88e7", "column 'timestamp' must be a nonnegative integer"),
+        (b"3\t17\t4\t\xff\xfe", "not valid utf-8 text"),
+    ],
+)
 def test_preprocess_of_a_malformed_source_writes_nothing(downloaded, replacement, reason):
     ws, p = downloaded
     p = _corrupt_source(ws, p, 25, replacement)
     stages.run_download(config.dataset_config(p, "ml-100k"))
     env = {**os.environ, "DAVE_PARAMS": str(ws / "params.yaml")}
-    proc = subprocess.run([sys.executable, "-m", "dave_repro.cli", "preprocess", "ml-100k"], cwd=ws,
-                          env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dave_repro.cli", "preprocess", "ml-100k"],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert f"data/raw/ml-100k/u.data, line 25: {reason}" in proc.stderr
     assert "Traceback" not in proc.stderr

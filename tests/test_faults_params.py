@@ -101,8 +101,9 @@ def test_every_problem_of_every_section_is_listed_with_its_key_path(fresh_params
 
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a))
-def test_every_command_refuses_bad_params_before_any_work(tmp_path, fresh_params, argv, capsys,
-                                                          monkeypatch):
+def test_every_command_refuses_bad_params_before_any_work(
+    tmp_path, fresh_params, argv, capsys, monkeypatch
+):
     p, expected = broken(fresh_params)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     rc, err = run_cli(tmp_path, argv, capsys, monkeypatch)
@@ -113,14 +114,20 @@ def test_every_command_refuses_bad_params_before_any_work(tmp_path, fresh_params
     assert workspace_files(tmp_path) == ["params.yaml"]
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "the file is empty"),
-    (b"# nothing but a comment\n", "the file is empty"),
-    (b"- 1\n- 2\n", "(top level): expected a mapping, got list [1, 2]"),
-    (b"profile: [unclosed\n", "not valid YAML"),
-    (b"\xff\xfeprofile: quick\n", "not UTF-8 text (byte 0)"),
-    (b"profile: quick\ndatasets: [ml-100k]\nprofile: paper\n", "line 3: key 'profile' given twice"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "the file is empty"),
+        (b"# nothing but a comment\n", "the file is empty"),
+        (b"- 1\n- 2\n", "(top level): expected a mapping, got list [1, 2]"),
+        (b"profile: [unclosed\n", "not valid YAML"),
+        (b"\xff\xfeprofile: quick\n", "not UTF-8 text (byte 0)"),
+        (
+            b"profile: quick\ndatasets: [ml-100k]\nprofile: paper\n",
+            "line 3: key 'profile' given twice",
+        ),
+    ],
+)
 def test_unreadable_params_file(tmp_path, content, message, capsys, monkeypatch):
     (tmp_path / "params.yaml").write_bytes(content)
     rc, err = run_cli(tmp_path, ["check-params"], capsys, monkeypatch)
@@ -156,14 +163,17 @@ def test_profile_names_that_could_reach_a_shell_are_refused(fresh_params, name):
     assert any(x.startswith(f"profiles.{name}: invalid name {name!r}") for x in exc.value.problems)
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["split", "netflix"], "dataset: unknown dataset 'netflix'"),
-    (["train", "ml-100k", "dave;touch pwned", "0"], "model: unknown model 'dave;touch pwned'"),
-    (["train", "ml-100k", "../../../tmp", "0"], "model: unknown model '../../../tmp'"),
-    (["train", "movielens", "bert4rec", "0"], "dataset: unknown dataset 'movielens'"),
-    (["run", "ml-100k", "dave", "0", "--profile", "fast"], "profile: unknown profile 'fast'"),
-    (["check-params", "--profile", "fast"], "profile: unknown profile 'fast'"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["split", "netflix"], "dataset: unknown dataset 'netflix'"),
+        (["train", "ml-100k", "dave;touch pwned", "0"], "model: unknown model 'dave;touch pwned'"),
+        (["train", "ml-100k", "../../../tmp", "0"], "model: unknown model '../../../tmp'"),
+        (["train", "movielens", "bert4rec", "0"], "dataset: unknown dataset 'movielens'"),
+        (["run", "ml-100k", "dave", "0", "--profile", "fast"], "profile: unknown profile 'fast'"),
+        (["check-params", "--profile", "fast"], "profile: unknown profile 'fast'"),
+    ],
+)
 def test_unknown_names_on_the_command_line(tmp_path, params, argv, message, capsys, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     rc, err = run_cli(tmp_path, argv, capsys, monkeypatch)
@@ -188,8 +198,12 @@ def test_snakemake_config_overrides_are_validated(tmp_path, params):
 def test_exit_code_and_single_message_in_a_real_process(tmp_path, fresh_params):
     p, expected = broken(fresh_params)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
-    proc = subprocess.run([sys.executable, "-m", "dave_repro.cli", "run", "ml-100k", "dave", "0"],
-                          cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dave_repro.cli", "run", "ml-100k", "dave", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert f"ERROR   {len(expected)} problem(s) in params.yaml:" in lines[0]

@@ -35,11 +35,33 @@ SAFE = set(string.ascii_letters + string.digits + "._-")
 
 # call targets that execute code from data, or run a shell
 FORBIDDEN_CALLS = {
-    "os.system", "os.popen", "os.execl", "os.execlp", "os.execv", "os.execvp", "os.spawnl",
-    "pickle.load", "pickle.loads", "pickle.Unpickler", "marshal.load", "marshal.loads",
-    "shelve.open", "dill.load", "dill.loads", "joblib.load", "yaml.load", "yaml.unsafe_load",
-    "yaml.full_load", "yaml.load_all", "pd.read_pickle", "pandas.read_pickle", "torch.jit.load",
-    "eval", "exec", "__import__", "compile",
+    "os.system",
+    "os.popen",
+    "os.execl",
+    "os.execlp",
+    "os.execv",
+    "os.execvp",
+    "os.spawnl",
+    "pickle.load",
+    "pickle.loads",
+    "pickle.Unpickler",
+    "marshal.load",
+    "marshal.loads",
+    "shelve.open",
+    "dill.load",
+    "dill.loads",
+    "joblib.load",
+    "yaml.load",
+    "yaml.unsafe_load",
+    "yaml.full_load",
+    "yaml.load_all",
+    "pd.read_pickle",
+    "pandas.read_pickle",
+    "torch.jit.load",
+    "eval",
+    "exec",
+    "__import__",
+    "compile",
 }
 FORBIDDEN_IMPORTS = {"pickle", "dill", "joblib", "marshal", "shelve", "cloudpickle"}
 
@@ -81,22 +103,33 @@ def test_every_torch_load_uses_weights_only():
 
 
 def test_no_code_executing_loader_or_shell_in_the_source():
-    bad = [f"{where}: {dotted(c.func)}" for where, _, c in calls() if dotted(c.func) in FORBIDDEN_CALLS]
+    bad = [
+        f"{where}: {dotted(c.func)}" for where, _, c in calls() if dotted(c.func) in FORBIDDEN_CALLS
+    ]
     assert bad == []
     for where, _, c in calls():
         name = dotted(c.func)
         if name.startswith("subprocess.") or name in ("Popen", "run", "check_output"):
             shell = keyword(c, "shell")
-            assert shell is None or (isinstance(shell, ast.Constant) and shell.value is False), where
+            assert shell is None or (isinstance(shell, ast.Constant) and shell.value is False), (
+                where
+            )
             if name.startswith("subprocess.") and c.args:  # an argument list, never a string
                 assert isinstance(c.args[0], ast.List | ast.Tuple), where
         if name in ("np.load", "numpy.load"):
             allow = keyword(c, "allow_pickle")
-            assert allow is None or (isinstance(allow, ast.Constant) and allow.value is False), where
+            assert allow is None or (isinstance(allow, ast.Constant) and allow.value is False), (
+                where
+            )
     for path in sorted(SRC.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             assert not {n.split(".")[0] for n in names} & FORBIDDEN_IMPORTS, path
 
 
@@ -119,8 +152,9 @@ def workflow(tmp_path_factory, params):
     os.chdir(root)
     try:
         with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
-            wf_api = api.workflow(resource_settings=ResourceSettings(), snakefile=Path("Snakefile"),
-                                  workdir=root)
+            wf_api = api.workflow(
+                resource_settings=ResourceSettings(), snakefile=Path("Snakefile"), workdir=root
+            )
             wf_api.list_rules()
             yield wf_api._workflow
     finally:
@@ -144,8 +178,11 @@ def test_every_shell_placeholder_is_a_constrained_wildcard_or_a_quoted_value(wor
                 assert field in ("log", "threads"), (rule, field)
 
 
-HOSTILE = st.text(alphabet=st.sampled_from(list("ab09-._/ ;|&$`'\"\\()<>*?~!#\n\t") + ["٣", "é"]),
-                  min_size=1, max_size=12)
+HOSTILE = st.text(
+    alphabet=st.sampled_from(list("ab09-._/ ;|&$`'\"\\()<>*?~!#\n\t") + ["٣", "é"]),
+    min_size=1,
+    max_size=12,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -156,19 +193,31 @@ def test_wildcard_constraints_admit_only_safe_characters(workflow, value):
             assert set(value) <= SAFE, (name, value)
 
 
-@pytest.mark.parametrize("value", ["0; touch pwned", "$(touch pwned)", "`id`", "0 --force", "٣", "a/../b"])
+@pytest.mark.parametrize(
+    "value", ["0; touch pwned", "$(touch pwned)", "`id`", "0 --force", "٣", "a/../b"]
+)
 def test_a_target_carrying_shell_syntax_matches_no_rule(workflow, value):
-    targets = [f"results/runs/ml-100k/{value}/seed-0/model.pt",
-               f"results/runs/ml-100k/dave/seed-{value}/metrics.json",
-               f"data/processed/{value}/split.json", f"data/raw/{value}/manifest.json"]
+    targets = [
+        f"results/runs/ml-100k/{value}/seed-0/model.pt",
+        f"results/runs/ml-100k/dave/seed-{value}/metrics.json",
+        f"data/processed/{value}/split.json",
+        f"data/raw/{value}/manifest.json",
+    ]
     for rule in workflow.rules:
         for out in rule.output:
             if hasattr(out, "regex"):
                 assert not any(out.regex().match(t) for t in targets), (rule.name, str(out))
     # while the same targets with ordinary names do match (the check looks at the right rules)
     ok = ["results/runs/ml-100k/dave/seed-0/model.pt", "data/processed/ml-100k/split.json"]
-    assert all(any(out.regex().match(t) for r in workflow.rules for out in r.output
-                   if hasattr(out, "regex")) for t in ok)
+    assert all(
+        any(
+            out.regex().match(t)
+            for r in workflow.rules
+            for out in r.output
+            if hasattr(out, "regex")
+        )
+        for t in ok
+    )
 
 
 # -- hostile files planted where the pipeline reads ------------------------------------------------
@@ -200,7 +249,10 @@ def test_hostile_checkpoint_is_refused_by_evaluate_and_ignored_by_resume(tiny_wo
     torch.save({"fingerprint": fingerprint, "epoch": 1, "model": Payload(marker)}, rd / "last.pt")
     with caplog.at_level("WARNING"):
         assert train_stage(job, p, force=True) is True
-    assert "last.pt: not a readable checkpoint" in caplog.text and "starting from scratch" in caplog.text
+    assert (
+        "last.pt: not a readable checkpoint" in caplog.text
+        and "starting from scratch" in caplog.text
+    )
     assert not marker.exists()
 
 
@@ -210,16 +262,26 @@ def test_split_matrix_holding_pickled_objects_is_refused(tiny_workspace):
     payload = np.empty(1, dtype=object)
     payload[0] = Payload(marker)
     with open(d / "train_csr.npz", "wb") as fh:
-        np.savez(fh, format=np.array("csr"), data=payload, indices=payload, indptr=payload,
-                 shape=np.array([1, 1]))
+        np.savez(
+            fh,
+            format=np.array("csr"),
+            data=payload,
+            indices=payload,
+            indptr=payload,
+            shape=np.array([1, 1]),
+        )
     with pytest.raises(DataFormatError, match="train_csr.npz: not a readable sparse matrix"):
         load_split(d)
     assert not marker.exists()
 
 
-def test_params_file_with_python_tags_is_refused_without_running_them(tmp_path, capsys, monkeypatch):
+def test_params_file_with_python_tags_is_refused_without_running_them(
+    tmp_path, capsys, monkeypatch
+):
     marker = tmp_path / "pwned"
-    (tmp_path / "params.yaml").write_text(f"profile: !!python/object/apply:os.system ['touch {marker}']\n")
+    (tmp_path / "params.yaml").write_text(
+        f"profile: !!python/object/apply:os.system ['touch {marker}']\n"
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DAVE_PARAMS", raising=False)
     assert cli.main(["check-params"]) == 2

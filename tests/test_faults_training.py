@@ -79,14 +79,20 @@ def test_nan_discriminator_loss_through_the_cli(tiny_workspace, monkeypatch, cap
     rc = cli.main(["train", DS, "dave", "0"])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err
-    assert err.strip().splitlines()[-1].endswith(
-        "epoch 0, step 2: loss term loss_discriminator is nan; training stopped. "
-        "Last good checkpoint: none yet.")
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .endswith(
+            "epoch 0, step 2: loss term loss_discriminator is nan; training stopped. "
+            "Last good checkpoint: none yet."
+        )
+    )
     assert listing(tiny_workspace / run_dir(DS, "dave", 0)) == []  # no checkpoint, no manifest
 
 
-def test_inf_loss_later_keeps_the_last_good_checkpoint_and_the_rerun_resumes(tiny_workspace, monkeypatch,
-                                                                            epoch_of_step):
+def test_inf_loss_later_keeps_the_last_good_checkpoint_and_the_rerun_resumes(
+    tiny_workspace, monkeypatch, epoch_of_step
+):
     ws = tiny_workspace
     reference = reference_metrics(ws)
     original = DAVE.joint_objective
@@ -103,8 +109,10 @@ def test_inf_loss_later_keeps_the_last_good_checkpoint_and_the_rerun_resumes(tin
     rd = run_dir(DS, "dave", 0)
     with pytest.raises(TrainingError) as exc:
         train_stage(job, p)
-    assert str(exc.value) == (f"epoch 1, step 4: loss term loss is inf; training stopped. Last good "
-                              f"checkpoint: {rd / 'last.pt'} (after epoch 0).")
+    assert str(exc.value) == (
+        f"epoch 1, step 4: loss term loss is inf; training stopped. Last good "
+        f"checkpoint: {rd / 'last.pt'} (after epoch 0)."
+    )
     assert listing(ws / rd) == ["last.pt", "model.pt"]  # no train.json, no manifest, no temporary
     fingerprint = checkpoint.load(ws / rd / "last.pt")["fingerprint"]
     assert checkpoint.load(ws / rd / "last.pt", fingerprint)["epoch"] == 0
@@ -131,12 +139,14 @@ def test_checkpoint_of_another_run_is_refused_by_evaluate(tiny_workspace):
         evaluate_stage(job, p)
     assert str(exc.value) == (
         f"{run_dir(DS, 'dave', 0) / 'model.pt'}: written by another configuration (its fingerprint "
-        f"{theirs[:12]}… differs from this run's {ours[:12]}…: parameters, data or code changed); refused")
+        f"{theirs[:12]}… differs from this run's {ours[:12]}…: parameters, data or code changed); refused"
+    )
     assert not (dave_dir / "metrics.json").exists() and not (dave_dir / "ranks.parquet").exists()
 
 
-def test_truncated_checkpoint_is_refused_and_a_truncated_resume_state_ignored(tiny_workspace, capsys,
-                                                                              monkeypatch, caplog):
+def test_truncated_checkpoint_is_refused_and_a_truncated_resume_state_ignored(
+    tiny_workspace, capsys, monkeypatch, caplog
+):
     ws = tiny_workspace
     reference = reference_metrics(ws)
     job, p = job_and_params(ws)
@@ -148,28 +158,52 @@ def test_truncated_checkpoint_is_refused_and_a_truncated_resume_state_ignored(ti
     assert cli.main(["evaluate", DS, "dave", "0"]) == 2
     err = capsys.readouterr().err
     assert f"{run_dir(DS, 'dave', 0) / 'model.pt'}: not a readable checkpoint" in err
-    assert "Traceback" not in err and listing(rd) == ["model.pt", "train.json", "train.manifest.json"]
+    assert "Traceback" not in err and listing(rd) == [
+        "model.pt",
+        "train.json",
+        "train.manifest.json",
+    ]
     logging.getLogger().addHandler(caplog.handler)  # the CLI replaced the root handlers
     # a damaged resume state: training starts over (with a warning) and ends where it should
     (rd / "last.pt").write_bytes(good[:1000])
     with caplog.at_level("WARNING"):
         assert train_stage(job, p) is True  # model.pt no longer hashes as recorded: retrain
-    assert "last.pt: not a readable checkpoint" in caplog.text and "starting from scratch" in caplog.text
+    assert (
+        "last.pt: not a readable checkpoint" in caplog.text
+        and "starting from scratch" in caplog.text
+    )
     evaluate_stage(job, p)
     metrics = json.loads((rd / "metrics.json").read_text())
     assert metrics["sampled"] == reference["sampled"] and metrics["full"] == reference["full"]
 
 
-@pytest.mark.parametrize("name,damage,error,reason", [
-    ("train_csr.npz", lambda b: b[: len(b) // 2], DataFormatError,
-     f"data/processed/{DS}/train_csr.npz: not a readable sparse matrix"),
-    ("valid.parquet", lambda b: b"PAR1" + b"\0" * 64, DataFormatError,
-     f"data/processed/{DS}/valid.parquet: not a readable parquet file"),
-    ("negatives_valid.parquet", None, DaveError,  # caught by the stage before any work
-     f"train: missing input file(s): data/processed/{DS}/negatives_valid.parquet (run the upstream "
-     "stage first)"),
-])
-def test_damaged_split_input_stops_training_before_it_writes(tiny_workspace, name, damage, error, reason):
+@pytest.mark.parametrize(
+    "name,damage,error,reason",
+    [
+        (
+            "train_csr.npz",
+            lambda b: b[: len(b) // 2],
+            DataFormatError,
+            f"data/processed/{DS}/train_csr.npz: not a readable sparse matrix",
+        ),
+        (
+            "valid.parquet",
+            lambda b: b"PAR1" + b"\0" * 64,
+            DataFormatError,
+            f"data/processed/{DS}/valid.parquet: not a readable parquet file",
+        ),
+        (
+            "negatives_valid.parquet",
+            None,
+            DaveError,  # caught by the stage before any work
+            f"train: missing input file(s): data/processed/{DS}/negatives_valid.parquet (run the upstream "
+            "stage first)",
+        ),
+    ],
+)
+def test_damaged_split_input_stops_training_before_it_writes(
+    tiny_workspace, name, damage, error, reason
+):
     ws = tiny_workspace
     f = ws / "data/processed" / DS / name
     if damage is None:

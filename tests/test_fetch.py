@@ -22,7 +22,9 @@ from dave_repro.data import fetch
 from dave_repro.errors import ArchiveError, ChecksumError, DownloadError, SourceUnavailableError
 
 FAST = fetch.FetchSettings(timeout=0.5, retries=2, backoff=0.01)
-UDATA = b"".join(b"%d\t%d\t%d\t%d\n" % (u, i, 3, 880000000 + i) for u in range(1, 4) for i in range(1, 30))
+UDATA = b"".join(
+    b"%d\t%d\t%d\t%d\n" % (u, i, 3, 880000000 + i) for u in range(1, 4) for i in range(1, 30)
+)
 
 
 def sha(data: bytes) -> str:
@@ -51,10 +53,15 @@ def listing(path: Path) -> list[str]:
 def test_real_mirror_ml100k_is_verified(mirror, tmp_path):
     if mirror is None:  # no real data on this machine: the generated mirror below covers the code
         mirror = make_mirror(tmp_path / "m", {"u.data": UDATA})
-        res = fetch.download("ml-100k", tmp_path / "raw", mirror=str(mirror), checksums=PIN, settings=FAST)
+        res = fetch.download(
+            "ml-100k", tmp_path / "raw", mirror=str(mirror), checksums=PIN, settings=FAST
+        )
     else:
         res = fetch.download("ml-100k", tmp_path / "raw", mirror=str(mirror), settings=FAST)
-        assert res.files["u.data"]["sha256"] == "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"
+        assert (
+            res.files["u.data"]["sha256"]
+            == "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"
+        )
     assert res.form == "grouplens-files"
     assert listing(tmp_path / "raw") == ["u.data"]
 
@@ -65,7 +72,10 @@ def test_compressed_and_split_files_in_a_mirror(tmp_path, variant):
     if variant in comp:
         files = {f"u.data.{variant}": comp[variant](UDATA)}
     elif variant == "parts":
-        files = {f"u.data.part{i:02d}": UDATA[i * 700:(i + 1) * 700] for i in range(len(UDATA) // 700 + 1)}
+        files = {
+            f"u.data.part{i:02d}": UDATA[i * 700 : (i + 1) * 700]
+            for i in range(len(UDATA) // 700 + 1)
+        }
     else:
         gz = gzip.compress(UDATA)
         files = {"u.data.gz.part00": gz[:100], "u.data.gz.part01": gz[100:]}
@@ -126,7 +136,7 @@ def zip_bytes(members: dict[str, bytes], symlink: str | None = None) -> bytes:
             zf.writestr(name, data)
         if symlink:
             info = zipfile.ZipInfo(symlink)
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             zf.writestr(info, "/etc/passwd")
     return buf.getvalue()
 
@@ -134,7 +144,9 @@ def zip_bytes(members: dict[str, bytes], symlink: str | None = None) -> bytes:
 def archive_download(tmp_path, data: bytes):
     mirror = make_mirror(tmp_path / "m", {"ml-100k.zip": data})
     pins = {**PIN, "ml-100k/ml-100k.zip": md5(data)}
-    return fetch.download("ml-100k", tmp_path / "raw", mirror=str(mirror), checksums=pins, settings=FAST)
+    return fetch.download(
+        "ml-100k", tmp_path / "raw", mirror=str(mirror), checksums=pins, settings=FAST
+    )
 
 
 def test_archive_member_is_extracted_and_verified(tmp_path):
@@ -171,7 +183,9 @@ def test_truncated_archive_is_a_clear_error(tmp_path):
     mirror = make_mirror(tmp_path / "m", {"ml-100k.zip": data[: len(data) // 2]})
     pins = {**PIN, "ml-100k/ml-100k.zip": md5(data[: len(data) // 2])}
     with pytest.raises(ArchiveError, match="not a readable zip"):
-        fetch.download("ml-100k", tmp_path / "raw", mirror=str(mirror), checksums=pins, settings=FAST)
+        fetch.download(
+            "ml-100k", tmp_path / "raw", mirror=str(mirror), checksums=pins, settings=FAST
+        )
     assert not (tmp_path / "raw").exists()
 
 

@@ -41,8 +41,13 @@ class FixedScores(Recommender):
 
 
 def _split(train: np.ndarray, test_item, negatives) -> Split:
-    return Split(sp.csr_matrix(train), np.asarray(test_item), np.asarray(test_item),
-                 np.asarray(negatives), np.asarray(negatives))
+    return Split(
+        sp.csr_matrix(train),
+        np.asarray(test_item),
+        np.asarray(test_item),
+        np.asarray(negatives),
+        np.asarray(negatives),
+    )
 
 
 def test_ties_are_pessimistic_so_a_constant_model_never_hits():
@@ -61,7 +66,13 @@ def test_sampled_and_full_ranks_by_hand():
     # user 0: held-out item 2 scores 0.5; negatives 3,4,5 score 0.9, 0.5 (tie), 0.1
     scores = np.array([[0.0, 0.95, 0.5, 0.9, 0.5, 0.1, 0.7]])
     train = np.array([[0, 1, 0, 0, 0, 0, 0]], np.float32)  # item 1 is a training item
-    split = Split(sp.csr_matrix(train), np.array([2]), np.array([2]), np.array([[3, 4, 5]]), np.array([[3, 4, 5]]))
+    split = Split(
+        sp.csr_matrix(train),
+        np.array([2]),
+        np.array([2]),
+        np.array([[3, 4, 5]]),
+        np.array([[3, 4, 5]]),
+    )
     model = FixedScores(scores)
     assert sampled_ranks(model, split, "test").tolist() == [3]  # 0.9 and the tie rank ahead
     # full: candidates are items 0,2,3,4,5,6 (item 1 is in training); ahead: 3 (0.9), 6 (0.7), 4 (tie)

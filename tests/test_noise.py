@@ -17,13 +17,21 @@ STUDY = {"levels": [0.1, 0.3, 0.5, 0.7, 0.9], "mode": "uniform", "seed": 0}
 
 
 def _rows(m: sp.csr_matrix) -> list[set[int]]:
-    return [set(m.indices[m.indptr[i]:m.indptr[i + 1]].tolist()) for i in range(m.shape[0])]
+    return [set(m.indices[m.indptr[i] : m.indptr[i + 1]].tolist()) for i in range(m.shape[0])]
 
 
 def test_flips_round_half_up():
-    assert [flips(5, 0.5), flips(5, 0.1), flips(10, 0.3), flips(15, 0.1), flips(7, 0.9), flips(0, 0.9)] == \
-        [3, 1, 3, 2, 6, 0]
-    assert flips(30, 0.1) == 3 and flips(10, 0.7) == 7  # float error (0.7 * 10 = 7.000000000000001) ignored
+    assert [
+        flips(5, 0.5),
+        flips(5, 0.1),
+        flips(10, 0.3),
+        flips(15, 0.1),
+        flips(7, 0.9),
+        flips(0, 0.9),
+    ] == [3, 1, 3, 2, 6, 0]
+    assert (
+        flips(30, 0.1) == 3 and flips(10, 0.7) == 7
+    )  # float error (0.7 * 10 = 7.000000000000001) ignored
 
 
 @pytest.mark.parametrize("level", [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
@@ -101,7 +109,13 @@ def _split(train: sp.csr_matrix, n_neg: int = 9, seed: int = 0) -> Split:
         test.append(pick[0])
         negs.append(pick[1:])
     test_a, negs_a = np.array(test), np.array(negs)
-    return Split(train=train, valid_item=test_a, test_item=test_a, valid_negatives=negs_a, test_negatives=negs_a)
+    return Split(
+        train=train,
+        valid_item=test_a,
+        test_item=test_a,
+        valid_negatives=negs_a,
+        test_negatives=negs_a,
+    )
 
 
 def _dave(params, train):
@@ -137,11 +151,22 @@ def test_noise_curve_rows_and_clean_inputs_restored(params):
     clean = metrics_from_ranks(sampled_ranks(model, split, "test"), [5, 10])
     curve = noise_curve(model, split, {**STUDY, "levels": [0.5, 0.1]}, run_seed=0, ks=[5, 10])
     assert list(curve["level"]) == [0.0, 0.1, 0.5] and set(curve["group"]) == {"all"}
-    assert list(curve.columns[:7]) == ["mode", "group", "level", "users", "saturated_users", "saturated_items",
-                                       "hr@5"]
+    assert list(curve.columns[:7]) == [
+        "mode",
+        "group",
+        "level",
+        "users",
+        "saturated_users",
+        "saturated_items",
+        "hr@5",
+    ]
     for k, v in clean.items():
         assert curve.iloc[0][k] == pytest.approx(v)
-    assert metrics_from_ranks(sampled_ranks(model, split, "test"), [5, 10]) == clean  # inputs restored
-    het = noise_curve(model, split, {**STUDY, "mode": "heterogeneous", "levels": [0.1, 0.9]}, 0, [10])
+    assert (
+        metrics_from_ranks(sampled_ranks(model, split, "test"), [5, 10]) == clean
+    )  # inputs restored
+    het = noise_curve(
+        model, split, {**STUDY, "mode": "heterogeneous", "levels": [0.1, 0.9]}, 0, [10]
+    )
     assert list(het["group"]) == ["all", "user level", "user level"]
     assert het.iloc[1]["users"] + het.iloc[2]["users"] == het.iloc[0]["users"] == 40

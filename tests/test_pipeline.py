@@ -21,12 +21,16 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
-def sh(cwd: Path, *cmd: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def sh(
+    cwd: Path, *cmd: str, env: dict | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     full_env.pop("DAVE_PARAMS", None)
     proc = subprocess.run(list(cmd), cwd=cwd, env=full_env, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return proc
 
 
@@ -36,7 +40,9 @@ def make_project(root: Path, p: dict) -> Path:
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "workflow", root / "workflow")
     # dvc.yaml tracks the source it runs (the package itself is imported from the install)
-    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     sh(root, "git", "init", "-q")
     sh(root, "git", "config", "user.email", "t@example.com")
@@ -69,12 +75,24 @@ def test_snakemake_builds_the_real_data_layer_from_nothing(tmp_path, params):
     else:
         mirror, p = MIRROR, params
     root = make_project(tmp_path / "proj", p)
-    sh(root, "snakemake", "--cores", "2", "data/processed/ml-100k/negatives_test.parquet",
-       env={"DAVE_DATA_MIRROR": str(mirror)})
+    sh(
+        root,
+        "snakemake",
+        "--cores",
+        "2",
+        "data/processed/ml-100k/negatives_test.parquet",
+        env={"DAVE_DATA_MIRROR": str(mirror)},
+    )
     stats = json.loads((root / "data/processed/ml-100k/stats.json").read_text())
     if MIRROR is not None:
         assert (stats["interactions"], stats["users"], stats["items"]) == (100_000, 943, 1_682)
-    for f in ("train.parquet", "valid.parquet", "test.parquet", "negatives_valid.parquet", "train_csr.npz"):
+    for f in (
+        "train.parquet",
+        "valid.parquet",
+        "test.parquet",
+        "negatives_valid.parquet",
+        "train_csr.npz",
+    ):
         assert (root / "data/processed/ml-100k" / f).is_file()
 
 
@@ -104,7 +122,9 @@ def test_snakemake_grid_caching_and_per_model_invalidation(tiny_project):
 def test_dvc_repro_end_to_end_then_up_to_date_then_one_model(tiny_project):
     root, env = tiny_project
     sh(root, "dvc", "repro", env=env)
-    assert (root / "results/tables/summary.csv").is_file() and (root / "results/metrics/ml-100k.json").is_file()
+    assert (root / "results/tables/summary.csv").is_file() and (
+        root / "results/metrics/ml-100k.json"
+    ).is_file()
     again = sh(root, "dvc", "repro", env=env)
     assert "up to date" in again.stdout.lower()
     metrics = sh(root, "dvc", "metrics", "show", env=env)
@@ -133,7 +153,9 @@ def test_one_datasets_parameter_reruns_that_dataset_only(tiny_project):
     sh(root, "snakemake", "--cores", "2", *targets, env=env)
     p["data"]["pinterest"]["min_user_interactions"] = 3
     (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
-    status = sh(root, "dvc", "status", "--with-deps", "split@ml-100k", "split@pinterest", env=env).stdout
+    status = sh(
+        root, "dvc", "status", "--with-deps", "split@ml-100k", "split@pinterest", env=env
+    ).stdout
     assert "preprocess@pinterest" in status
     assert not any(f"{stage}@ml-100k" in status for stage in ("download", "preprocess", "split"))
     dry = sh(root, "snakemake", "-n", *targets, env=env)

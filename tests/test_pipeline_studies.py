@@ -20,31 +20,46 @@ def test_snakemake_figures_and_report_end_to_end(tmp_path, params):
     mirror = tmp_path / "mirror"
     sums = synthetic.write_mirror(mirror, "ml-100k", n_users=80, n_items=300)
     p = tiny_params(params, sums, epochs=1, models=["dave", "dave-adv"])
-    p["sweeps"]["grid"] = {"embedding_dim": [4, 8], "negative_ratio": [2]}  # one training beyond the grid
+    p["sweeps"]["grid"] = {
+        "embedding_dim": [4, 8],
+        "negative_ratio": [2],
+    }  # one training beyond the grid
     root = make_project(tmp_path / "proj", p)
     env = {"DAVE_DATA_MIRROR": str(mirror)}
     sh(root, "snakemake", "--cores", "2", "results/figures", "results/report.md", env=env)
 
     figures = {f.name for f in (root / "results/figures").iterdir()}
-    assert {"noise.png", "noise.pdf", "tsne-users.png", "tsne-items.png", "tsne-silhouette.csv",
-            "sweep-dim.png", "sweep-negratio.png"} <= figures
+    assert {
+        "noise.png",
+        "noise.pdf",
+        "tsne-users.png",
+        "tsne-items.png",
+        "tsne-silhouette.csv",
+        "sweep-dim.png",
+        "sweep-negratio.png",
+    } <= figures
     # Figure 2: the profile's models of noise.models (DAVE; DAVE-adv is not one), the clean level
     # equal to the run's own test metrics
     noise = pd.read_csv(root / "results/noise/ml-100k.csv")
     assert set(noise["model"]) == {"dave"}
     assert sorted(noise["level"].unique()) == [0.0, 0.1, 0.5, 0.9]
     for model in ("dave",):
-        metrics = json.loads((root / f"results/runs/ml-100k/{model}/seed-0/metrics.json").read_text())
+        metrics = json.loads(
+            (root / f"results/runs/ml-100k/{model}/seed-0/metrics.json").read_text()
+        )
         clean = noise[(noise["model"] == model) & (noise["level"] == 0.0)].iloc[0]
         assert clean["hr@10_mean"] == pytest.approx(metrics["sampled"]["hr@10"], abs=1e-6)
     # Figures 3-4: DAVE and DAVE-adv, users and items
     sil = pd.read_csv(root / "results/tsne/ml-100k.csv")
-    assert set(zip(sil["model"], sil["side"], strict=True)) == {(m, s) for m in ("dave", "dave-adv")
-                                                                for s in ("user", "item")}
+    assert set(zip(sil["model"], sil["side"], strict=True)) == {
+        (m, s) for m in ("dave", "dave-adv") for s in ("user", "item")
+    }
     # Figures 5-6: one extra training (d = 4); d = 8 and ratio 2 are the main run itself
     sweeps = pd.read_csv(root / "results/sweeps/ml-100k.csv")
     assert len(sweeps) == 3 and sorted(sweeps["run"].unique()) == [
-        "results/runs/ml-100k/dave/seed-0", "results/sweep-runs/ml-100k/dave/embedding_dim-4/seed-0"]
+        "results/runs/ml-100k/dave/seed-0",
+        "results/sweep-runs/ml-100k/dave/embedding_dim-4/seed-0",
+    ]
     main = json.loads((root / "results/runs/ml-100k/dave/seed-0/train.json").read_text())
     assert sweeps.loc[sweeps["chosen"], "hr@10"].tolist() == pytest.approx([main["best_valid"]] * 2)
     report = (root / "results/report.md").read_text()

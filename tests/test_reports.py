@@ -17,7 +17,15 @@ from dave_repro.reports import paper, performance
 from dave_repro.reports.significance import against_reference, paired_test
 from dave_repro.reports.tables import write_tables
 
-MODELS = ["itempop", "dave", "apr", "dave-aae", "cdae", "acae", "dave-adv"]  # deliberately not paper order
+MODELS = [
+    "itempop",
+    "dave",
+    "apr",
+    "dave-aae",
+    "cdae",
+    "acae",
+    "dave-adv",
+]  # deliberately not paper order
 SEEDS = [0, 1, 2]
 N_USERS = 300
 QUALITY = {"dave": 6, "dave-aae": 6, "apr": 9, "acae": 10, "cdae": 14, "dave-adv": 8, "itempop": 40}
@@ -38,12 +46,24 @@ def write_fake_runs(root: Path, dataset: str = "ml-100k", models=MODELS, seeds=S
             rd = root / "runs" / dataset / model / f"seed-{seed}"
             rd.mkdir(parents=True, exist_ok=True)
             rs, rf = fake_ranks(model, seed)
-            pd.DataFrame({"user": np.arange(N_USERS, dtype=np.int32), "rank_sampled": rs,
-                          "rank_full": rf}).to_parquet(rd / "ranks.parquet", index=False)
-            (rd / "metrics.json").write_text(json.dumps({
-                "dataset": dataset, "model": model, "seed": seed, "profile": "quick",
-                "sampled": metrics_from_ranks(rs, [5, 10, 20]), "full": metrics_from_ranks(rf, [5, 10, 20]),
-                "best_epoch": 1, "train_seconds": 1.0, "device": "cpu"}))
+            pd.DataFrame(
+                {"user": np.arange(N_USERS, dtype=np.int32), "rank_sampled": rs, "rank_full": rf}
+            ).to_parquet(rd / "ranks.parquet", index=False)
+            (rd / "metrics.json").write_text(
+                json.dumps(
+                    {
+                        "dataset": dataset,
+                        "model": model,
+                        "seed": seed,
+                        "profile": "quick",
+                        "sampled": metrics_from_ranks(rs, [5, 10, 20]),
+                        "full": metrics_from_ranks(rf, [5, 10, 20]),
+                        "best_epoch": 1,
+                        "train_seconds": 1.0,
+                        "device": "cpu",
+                    }
+                )
+            )
 
 
 def fake_params(params: dict, models=MODELS, seeds=SEEDS) -> dict:
@@ -68,8 +88,12 @@ def results(tmp_path, monkeypatch, params):
 def expected_means(metric: str, protocol: str = "sampled") -> dict[str, tuple[float, float]]:
     out = {}
     for model in MODELS:
-        vals = [metrics_from_ranks(fake_ranks(model, s)[0 if protocol == "sampled" else 1], [5, 10, 20])[metric]
-                for s in SEEDS]
+        vals = [
+            metrics_from_ranks(
+                fake_ranks(model, s)[0 if protocol == "sampled" else 1], [5, 10, 20]
+            )[metric]
+            for s in SEEDS
+        ]
         out[model] = (float(np.mean(vals)), float(np.std(vals, ddof=1)))
     return out
 
@@ -87,7 +111,13 @@ def test_table_rows_columns_values_and_marks(results):
     root, params = results
     written = write_tables(params, out=root / "tables", root=root)
     names = {p.name for p in written}
-    assert {"datasets.md", "summary.md", "table-ml-100k.csv", "table-ml-100k.md", "table-ml-100k.tex"} <= names
+    assert {
+        "datasets.md",
+        "summary.md",
+        "table-ml-100k.csv",
+        "table-ml-100k.md",
+        "table-ml-100k.tex",
+    } <= names
     df = pd.read_csv(root / "tables" / "table-ml-100k.csv")
     # paper order (CDAE, APR, ACAE, ..., DAVE-adv, DAVE+aae, DAVE), then what the paper lacks
     assert list(df["model"]) == ["cdae", "apr", "acae", "dave-adv", "dave-aae", "dave", "itempop"]
@@ -96,10 +126,16 @@ def test_table_rows_columns_values_and_marks(results):
     assert (df["seeds"] == 3).all()
     md = (root / "tables" / "table-ml-100k.md").read_text()
     first_section = md.split("## Full ranking")[0]
-    lines = {r.split(" | ")[0].lstrip("| "): r for r in first_section.splitlines()
-             if r.startswith("| ") and " ± " in r}
-    order = [line.split(" | ")[0].lstrip("| ") for line in first_section.splitlines()
-             if line.startswith("| ") and " ± " in line]
+    lines = {
+        r.split(" | ")[0].lstrip("| "): r
+        for r in first_section.splitlines()
+        if r.startswith("| ") and " ± " in r
+    }
+    order = [
+        line.split(" | ")[0].lstrip("| ")
+        for line in first_section.splitlines()
+        if line.startswith("| ") and " ± " in line
+    ]
     assert order == ["CDAE", "APR", "ACAE", "DAVE-adv", "DAVE+aae", "DAVE", "ItemPop"]
     header = next(line for line in md.splitlines() if line.startswith("| Model"))
     assert header.split(" | ")[2:8] == ["HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20"]
@@ -118,8 +154,9 @@ def test_table_rows_columns_values_and_marks(results):
             assert f"{mean:.4f} ± {std:.4f}" in lines[paper.DISPLAY[model]]
         best = max(exp, key=lambda m: exp[m][0])
         robust = max(paper.ROBUST, key=lambda m: exp[m][0])
-        assert df.loc[df[f"{metric}_best"], "model"].tolist() == [m for m in df["model"] if m in ("dave", "dave-aae")
-                                                                 and exp[m][0] == exp[best][0]]
+        assert df.loc[df[f"{metric}_best"], "model"].tolist() == [
+            m for m in df["model"] if m in ("dave", "dave-aae") and exp[m][0] == exp[best][0]
+        ]
         assert df.loc[df[f"{metric}_best_robust"], "model"].tolist() == [robust]
         cell = f"{exp[robust][0]:.4f} ± {exp[robust][1]:.4f}"
         assert f"<u>{cell}</u>" in lines[paper.DISPLAY[robust]]
@@ -149,8 +186,13 @@ def test_paired_tests_in_the_table(results):
     assert df.loc["apr", "dave_diff_ndcg@10"] == pytest.approx(d.mean(), abs=1e-6)
     assert df.loc["apr", "dave_p_ndcg@10"] == pytest.approx(wilcoxon(d[d != 0]).pvalue, rel=1e-4)
     assert df.loc["apr", "dave_users_ndcg@10"] == np.count_nonzero(d)
-    assert df.loc["itempop", "dave_p_ndcg@10"] < 1e-4 and df.loc["itempop", "dave_diff_ndcg@10"] > 0.1
-    assert pd.isna(df.loc["dave-aae", "dave_p_ndcg@10"]) and df.loc["dave-aae", "dave_users_ndcg@10"] == 0
+    assert (
+        df.loc["itempop", "dave_p_ndcg@10"] < 1e-4 and df.loc["itempop", "dave_diff_ndcg@10"] > 0.1
+    )
+    assert (
+        pd.isna(df.loc["dave-aae", "dave_p_ndcg@10"])
+        and df.loc["dave-aae", "dave_users_ndcg@10"] == 0
+    )
     assert pd.isna(df.loc["dave", "dave_p_ndcg@10"])
     df_full = user_ndcg("dave", 1) - user_ndcg("cdae", 1)
     assert df.loc["cdae", "full_dave_diff_ndcg@10"] == pytest.approx(df_full.mean(), abs=1e-6)
@@ -181,7 +223,9 @@ def test_latex_table(results):
     tex = (root / "tables" / "table-ml-100k.tex").read_text()
     assert tex.count(r"\begin{tabular}") == 2 and r"\toprule" in tex
     body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0]
-    names = [line.split(" & ")[0] for line in body.strip().splitlines() if not line.startswith(r"\quad")]
+    names = [
+        line.split(" & ")[0] for line in body.strip().splitlines() if not line.startswith(r"\quad")
+    ]
     assert names == ["CDAE", "APR", "ACAE", "DAVE-adv", "DAVE+aae", "DAVE", "ItemPop"]
     assert r"\textbf{" in body and r"\underline{" in body and r"\textit{paper ($\Delta$)}" in body
 

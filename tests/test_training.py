@@ -63,8 +63,14 @@ def test_changed_parameter_retrains(tiny_workspace):
 
 def _cli(ws: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "DAVE_PARAMS": str(ws / "params.yaml"), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "dave_repro.cli", *args], cwd=ws, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dave_repro.cli", *args],
+        cwd=ws,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
@@ -132,8 +138,18 @@ def test_checkpoint_from_another_configuration_is_refused(tiny_workspace, caplog
     with pytest.raises(CheckpointError, match="another configuration"):
         checkpoint.load(rd / "model.pt", fingerprint="0" * 64)
     # a stale resume state from another configuration is not continued
-    checkpoint.save(rd / "last.pt", {**state, "fingerprint": "f" * 64, "epoch": 1, "optimizers": {},
-                                     "history": [], "best": None, "train_seconds": 0.0})
+    checkpoint.save(
+        rd / "last.pt",
+        {
+            **state,
+            "fingerprint": "f" * 64,
+            "epoch": 1,
+            "optimizers": {},
+            "history": [],
+            "best": None,
+            "train_seconds": 0.0,
+        },
+    )
     p = _load(tiny_workspace)
     p["models"]["dave"]["lr"] = 2e-3
     with caplog.at_level("WARNING"):

@@ -62,7 +62,9 @@ def test_posterior_features_are_mu_and_sigma(params):
 
 
 def test_embedding_map_shapes(params):
-    coords, scores = embedding_map(_dave(params, "dave"), {"clusters": [2, 4], "perplexity": 5, "seed": 0})
+    coords, scores = embedding_map(
+        _dave(params, "dave"), {"clusters": [2, 4], "perplexity": 5, "seed": 0}
+    )
     assert list(coords.columns) == ["side", "id", "x", "y", "cluster"]
     assert (coords["side"] == "user").sum() == 30 and (coords["side"] == "item").sum() == 25
     assert list(scores.columns) == ["side", "k", "silhouette", "best", "dims"]

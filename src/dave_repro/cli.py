@@ -28,7 +28,9 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_check_params(args: argparse.Namespace) -> int:
     p = _params(args)
     jobs = config.grid(p, args.profile)
-    print(f"params OK: profile {args.profile or p['profile']}, {len(p['datasets'])} dataset(s), {len(jobs)} training job(s)")
+    print(
+        f"params OK: profile {args.profile or p['profile']}, {len(p['datasets'])} dataset(s), {len(jobs)} training job(s)"
+    )
     return 0
 
 
@@ -37,8 +39,11 @@ def _data_stage(name: str) -> Callable[[argparse.Namespace], int]:
         from .data import stages
 
         p = _params(args)
-        fn = {"download": stages.run_download, "preprocess": stages.run_preprocess,
-              "split": stages.run_split}[name]
+        fn = {
+            "download": stages.run_download,
+            "preprocess": stages.run_preprocess,
+            "split": stages.run_split,
+        }[name]
         for ds in args.datasets:
             log.set_context(name, ds)
             fn(config.dataset_config(p, ds), force=args.force)
@@ -53,8 +58,11 @@ def cmd_data(args: argparse.Namespace) -> int:
     p = _params(args)
     for ds in args.datasets:
         cfg = config.dataset_config(p, ds)
-        for name, fn in (("download", stages.run_download), ("preprocess", stages.run_preprocess),
-                         ("split", stages.run_split)):
+        for name, fn in (
+            ("download", stages.run_download),
+            ("preprocess", stages.run_preprocess),
+            ("split", stages.run_split),
+        ):
             log.set_context(name, ds)
             fn(cfg, force=args.force)
     return 0
@@ -62,7 +70,9 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dave", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default=None, help="parameter file (default: params.yaml or $DAVE_PARAMS)")
+    parser.add_argument(
+        "--params", default=None, help="parameter file (default: params.yaml or $DAVE_PARAMS)"
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0)
     parser.add_argument("-q", "--quiet", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -71,9 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=None)
     p.set_defaults(fn=cmd_check_params)
 
-    for name, helptext in (("download", "fetch and verify a dataset's source files"),
-                           ("preprocess", "parse, filter and re-index a dataset"),
-                           ("split", "leave-one-out split and fixed negatives")):
+    for name, helptext in (
+        ("download", "fetch and verify a dataset's source files"),
+        ("preprocess", "parse, filter and re-index a dataset"),
+        ("split", "leave-one-out split and fixed negatives"),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("datasets", nargs="+", metavar="DATASET")
         p.add_argument("--force", action="store_true", help="recompute even when up to date")
@@ -144,17 +156,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.error("interrupted; completed artifacts are kept, partial ones were discarded")
             return 130
         except Terminated:
-            logger.error("terminated (SIGTERM); completed artifacts are kept, partial ones were discarded")
+            logger.error(
+                "terminated (SIGTERM); completed artifacts are kept, partial ones were discarded"
+            )
             return Terminated.exit_code
-        except OSError as exc:  # the machine, not the input: a full disk, permissions, a read-only mount
+        except (
+            OSError
+        ) as exc:  # the machine, not the input: a full disk, permissions, a read-only mount
             logger.debug("details", exc_info=True)
             where = f"{exc.filename}: " if exc.filename else ""
-            logger.error("%s%s; completed artifacts are kept, partial ones were discarded (-v for details)",
-                         where, exc.strerror or exc)
+            logger.error(
+                "%s%s; completed artifacts are kept, partial ones were discarded (-v for details)",
+                where,
+                exc.strerror or exc,
+            )
             return 1
 
 
 if __name__ == "__main__":
     sys.exit(main())
-
-

@@ -66,8 +66,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         params["profile"] = args.profile
         config.validate_params(params)
     log.set_context("sweep", f"{args.dataset}/{args.point}/seed-{args.seed}")
-    sweep_stage(params, args.dataset, args.point, args.seed, device=args.device, threads=args.threads,
-                force=args.force)
+    sweep_stage(
+        params,
+        args.dataset,
+        args.point,
+        args.seed,
+        device=args.device,
+        threads=args.threads,
+        force=args.force,
+    )
     return 0
 
 
@@ -83,8 +90,16 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
         ("train", cmd_train, "train one (dataset, model, seed) run, early-stopped on validation"),
         ("evaluate", cmd_evaluate, "evaluate a trained run on the test split"),
         ("run", cmd_run, "train, then evaluate"),
-        ("noise", cmd_noise, "Figure 2: test metrics of a trained run under corrupted input vectors"),
-        ("tsne", cmd_tsne, "Figures 3-4: t-SNE and clustering of a trained run's posteriors [mu, sigma]"),
+        (
+            "noise",
+            cmd_noise,
+            "Figure 2: test metrics of a trained run under corrupted input vectors",
+        ),
+        (
+            "tsne",
+            cmd_tsne,
+            "Figures 3-4: t-SNE and clustering of a trained run's posteriors [mu, sigma]",
+        ),
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("dataset")
@@ -92,7 +107,9 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("seed", type=int)
         _runtime_options(p)
         p.set_defaults(fn=fn)
-    p = sub.add_parser("sweep", help="Figures 5-6: train one hyper-parameter sweep point (validation only)")
+    p = sub.add_parser(
+        "sweep", help="Figures 5-6: train one hyper-parameter sweep point (validation only)"
+    )
     p.add_argument("dataset")
     p.add_argument("point", help="<param>-<value> (e.g. embedding_dim-16) or default")
     p.add_argument("seed", type=int)
@@ -174,15 +191,19 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--datasets", nargs="*", default=None)
     p.add_argument("--force", action="store_true", help="recompute even when up to date")
     p.set_defaults(fn=cmd_report_tables)
-    for kind, helptext in (("noise", "Figure 2's numbers: results/noise/<dataset>.csv and .json"),
-                           ("tsne", "Figures 3-4's silhouettes: results/tsne/<dataset>.csv and .json"),
-                           ("sweeps", "Figures 5-6's numbers: results/sweeps/<dataset>.csv and .json")):
+    for kind, helptext in (
+        ("noise", "Figure 2's numbers: results/noise/<dataset>.csv and .json"),
+        ("tsne", "Figures 3-4's silhouettes: results/tsne/<dataset>.csv and .json"),
+        ("sweeps", "Figures 5-6's numbers: results/sweeps/<dataset>.csv and .json"),
+    ):
         p = rsub.add_parser(kind, help=helptext)
         p.add_argument("dataset")
         p.add_argument("--profile", default=None)
         p.set_defaults(fn=cmd_report_study)
-    for name, fn, helptext in (("figures", cmd_report_figures, "Figures 2-6 in results/figures/"),
-                               ("write", cmd_report_write, "results/report.md (tables, figures, claims)")):
+    for name, fn, helptext in (
+        ("figures", cmd_report_figures, "Figures 2-6 in results/figures/"),
+        ("write", cmd_report_write, "results/report.md (tables, figures, claims)"),
+    ):
         p = rsub.add_parser(name, help=helptext)
         p.add_argument("--profile", default=None)
         p.add_argument("--datasets", nargs="*", default=None)
@@ -192,19 +213,38 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import audit
 
-    return audit(args.commit, rerun=args.rerun, repo=args.repo, json_out=args.json,
-                 device=args.device, keep_scratch=args.keep_scratch)
+    return audit(
+        args.commit,
+        rerun=args.rerun,
+        repo=args.repo,
+        json_out=args.json,
+        device=args.device,
+        keep_scratch=args.keep_scratch,
+    )
 
 
 def add_audit_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("audit", help="where each result of a commit came from, verified; --rerun to re-execute a stage")
+    p = sub.add_parser(
+        "audit",
+        help="where each result of a commit came from, verified; --rerun to re-execute a stage",
+    )
     p.add_argument("commit", help="a commit (hash, branch, tag, HEAD~1, ...)")
-    p.add_argument("--rerun", metavar="STAGE[@SELECTOR]", default=None,
-                   help="re-execute stage runs of that commit in a scratch workspace and compare: "
-                        "download|preprocess|split[@DATASET], train|evaluate[@DATASET[/MODEL[/SEED]]], "
-                        "report[@DATASET|@tables]")
+    p.add_argument(
+        "--rerun",
+        metavar="STAGE[@SELECTOR]",
+        default=None,
+        help="re-execute stage runs of that commit in a scratch workspace and compare: "
+        "download|preprocess|split[@DATASET], train|evaluate[@DATASET[/MODEL[/SEED]]], "
+        "report[@DATASET|@tables]",
+    )
     p.add_argument("--repo", default=".", help="the repository (default: the current directory)")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the full report as JSON")
-    p.add_argument("--device", default="cpu", help="device for re-executed model stages (default cpu)")
-    p.add_argument("--keep-scratch", action="store_true", help="keep the scratch workspace of --rerun")
+    p.add_argument(
+        "--json", default=None, metavar="PATH", help="also write the full report as JSON"
+    )
+    p.add_argument(
+        "--device", default="cpu", help="device for re-executed model stages (default cpu)"
+    )
+    p.add_argument(
+        "--keep-scratch", action="store_true", help="keep the scratch workspace of --rerun"
+    )
     p.set_defaults(fn=cmd_audit)

@@ -40,8 +40,10 @@ def _model_entry(name: str) -> Custom:
             return
         family = value.get("family")
         if family not in FAMILIES:
-            errors.append(f"{join(path, 'family')}: unknown model family {family!r} "
-                          f"(known: {', '.join(sorted(FAMILIES))})")
+            errors.append(
+                f"{join(path, 'family')}: unknown model family {family!r} "
+                f"(known: {', '.join(sorted(FAMILIES))})"
+            )
             return
         FAMILIES[family](value, path, errors)
 
@@ -124,7 +126,13 @@ SCHEMA = Map(
             }
         ),
         "hparams": DictOf(
-            Map({"batch_size": Int(min=1), "negative_ratio": Int(min=1), "embedding_dim": Int(min=1)}),
+            Map(
+                {
+                    "batch_size": Int(min=1),
+                    "negative_ratio": Int(min=1),
+                    "embedding_dim": Int(min=1),
+                }
+            ),
             keys=DATASETS,
         ),
         "train": Map(
@@ -151,12 +159,16 @@ def params_path(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(path or os.environ.get("DAVE_PARAMS", DEFAULT_PARAMS))
 
 
-def load_params(path: str | os.PathLike[str] | None = None, *, validate: bool = True) -> dict[str, Any]:
+def load_params(
+    path: str | os.PathLike[str] | None = None, *, validate: bool = True
+) -> dict[str, Any]:
     path = params_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([f"{path}: file not found (run from the repository root)"], str(path)) from None
+        raise ConfigError(
+            [f"{path}: file not found (run from the repository root)"], str(path)
+        ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([f"not UTF-8 text (byte {exc.start})"], str(path)) from None
     except OSError as exc:
@@ -185,12 +197,16 @@ def validate_params(params: Any, source: str = "params") -> None:
 
 def _cross_checks(params: dict[str, Any], errors: list[str]) -> None:
     if params["profile"] not in params["profiles"]:
-        errors.append(f"profile: unknown profile {params['profile']!r} "
-                      f"(defined: {', '.join(sorted(params['profiles']))})")
+        errors.append(
+            f"profile: unknown profile {params['profile']!r} "
+            f"(defined: {', '.join(sorted(params['profiles']))})"
+        )
     for pname, prof in params["profiles"].items():
         for i, m in enumerate(prof["models"]):
             if m not in params["models"]:
-                errors.append(f"profiles.{pname}.models[{i}]: model {m!r} has no entry under models")
+                errors.append(
+                    f"profiles.{pname}.models[{i}]: model {m!r} has no entry under models"
+                )
     for ds in params["datasets"]:
         if ds not in params["hparams"]:
             errors.append(f"hparams.{ds}: missing (needed because datasets lists {ds})")
@@ -203,7 +219,9 @@ def _study_checks(params: dict[str, Any], errors: list[str]) -> None:
         errors.append(f"tsne.clusters: expected [lowest k, highest k], got {lo_hi!r}")
     for i, m in enumerate(params["tsne"]["models"]):
         if m in params["models"] and params["models"][m]["family"] != "dave":
-            errors.append(f"tsne.models[{i}]: {m} has no posterior (only family dave has [mu, sigma])")
+            errors.append(
+                f"tsne.models[{i}]: {m} has no posterior (only family dave has [mu, sigma])"
+            )
     sw = params["sweeps"]
     if sw["profile"] is not None and sw["profile"] not in params["profiles"]:
         errors.append(f"sweeps.profile: unknown profile {sw['profile']!r}")
@@ -258,7 +276,9 @@ def job_config(
     if dataset not in DATASETS:
         errors.append(f"dataset: unknown dataset {dataset!r} (known: {', '.join(DATASETS)})")
     if model not in params["models"]:
-        errors.append(f"model: unknown model {model!r} (configured: {', '.join(sorted(params['models']))})")
+        errors.append(
+            f"model: unknown model {model!r} (configured: {', '.join(sorted(params['models']))})"
+        )
     if errors:
         raise ConfigError(errors)
     prof_name = profile or params["profile"]
@@ -272,7 +292,9 @@ def job_config(
     for key in DATASET_SETTINGS:
         if key in model_params and model_params[key] is None:
             if hp is None:
-                raise ConfigError([f"hparams.{dataset}: missing (model {model} takes {key} from it)"])
+                raise ConfigError(
+                    [f"hparams.{dataset}: missing (model {model} takes {key} from it)"]
+                )
             model_params[key] = hp[key]
     FAMILIES[model_params["family"]](model_params, f"models.{model}", errors)
     if errors:

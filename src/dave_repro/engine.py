@@ -24,8 +24,13 @@ def load(snakemake_config: dict[str, Any], path: str = config.DEFAULT_PARAMS) ->
     changed = sorted(k for k in snakemake_config if snakemake_config[k] != params.get(k))
     bad = [k for k in changed if k not in OVERRIDABLE]
     if bad:
-        raise ConfigError([f"{k}: cannot be overridden with --config (edit params.yaml); only "
-                           f"{', '.join(sorted(OVERRIDABLE))} can" for k in bad])
+        raise ConfigError(
+            [
+                f"{k}: cannot be overridden with --config (edit params.yaml); only "
+                f"{', '.join(sorted(OVERRIDABLE))} can"
+                for k in bad
+            ]
+        )
     merged = {**params, **{k: snakemake_config[k] for k in changed}}
     config.validate_params(merged, "params.yaml with --config overrides")
     return merged
@@ -65,8 +70,11 @@ def key_file(stage: str, key: str, *parts: str) -> str:
 
 
 def run_targets(params: dict[str, Any], filename: str, dataset: str | None = None) -> list[str]:
-    return [f"results/runs/{d}/{m}/seed-{s}/{filename}"
-            for d, m, s in config.grid(params) if dataset is None or d == dataset]
+    return [
+        f"results/runs/{d}/{m}/seed-{s}/{filename}"
+        for d, m, s in config.grid(params)
+        if dataset is None or d == dataset
+    ]
 
 
 # The studies of Section 4.2 (see studies.py): their jobs, keys and targets.
@@ -90,13 +98,21 @@ def sweep_key(params: dict[str, Any], dataset: str, point: str, seed: int | str)
 def noise_targets(params: dict[str, Any], dataset: str) -> list[str]:
     from . import studies
 
-    return [studies.noise_path(d, m, s).as_posix() for d, m, s in studies.noise_jobs(params) if d == dataset]
+    return [
+        studies.noise_path(d, m, s).as_posix()
+        for d, m, s in studies.noise_jobs(params)
+        if d == dataset
+    ]
 
 
 def tsne_targets(params: dict[str, Any], dataset: str) -> list[str]:
     from . import studies
 
-    return [studies.tsne_path(d, m, s).as_posix() for d, m, s in studies.tsne_jobs(params) if d == dataset]
+    return [
+        studies.tsne_path(d, m, s).as_posix()
+        for d, m, s in studies.tsne_jobs(params)
+        if d == dataset
+    ]
 
 
 def sweep_targets(params: dict[str, Any], dataset: str) -> list[str]:

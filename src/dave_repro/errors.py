@@ -36,8 +36,7 @@ class ChecksumError(DaveError):
     def __init__(self, name: str, expected: str, actual: str) -> None:
         self.name, self.expected, self.actual = name, expected, actual
         super().__init__(
-            f"checksum mismatch for {name}: expected {expected}, got {actual}; "
-            "the file was removed"
+            f"checksum mismatch for {name}: expected {expected}, got {actual}; the file was removed"
         )
 
 

@@ -36,8 +36,9 @@ def corruption_rng(seed: int, run_seed: int, side: str, level: float | None) -> 
     return np.random.default_rng([seed, run_seed, SIDES[side], code + 1])
 
 
-def corrupt_rows(matrix: sp.csr_matrix, levels: float | np.ndarray,
-                 rng: np.random.Generator) -> tuple[sp.csr_matrix, int]:
+def corrupt_rows(
+    matrix: sp.csr_matrix, levels: float | np.ndarray, rng: np.random.Generator
+) -> tuple[sp.csr_matrix, int]:
     """Row ``i`` loses ``round(levels[i] · n_i)`` of its ones and gains as many new ones.
 
     The new ones are drawn uniformly, without replacement, among the row's originally unobserved
@@ -53,7 +54,7 @@ def corrupt_rows(matrix: sp.csr_matrix, levels: float | np.ndarray,
     out_rows: list[np.ndarray] = []
     saturated = 0
     for i in range(n_rows):
-        ones = indices[indptr[i]:indptr[i + 1]].astype(np.int64)
+        ones = indices[indptr[i] : indptr[i + 1]].astype(np.int64)
         n = ones.size
         k = flips(n, float(lv[i]))
         if k == 0:
@@ -79,20 +80,24 @@ def draw_levels(n: int, grid: Sequence[float], rng: np.random.Generator) -> np.n
     return np.asarray(grid, dtype=np.float64)[rng.integers(0, len(grid), size=n)]
 
 
-def corrupted_inputs(train: sp.csr_matrix, study: dict[str, Any], run_seed: int,
-                     level: float | None) -> dict[str, Any]:
+def corrupted_inputs(
+    train: sp.csr_matrix, study: dict[str, Any], run_seed: int, level: float | None
+) -> dict[str, Any]:
     """Corrupted user rows and item columns at ``level`` (None: heterogeneous levels)."""
     out: dict[str, Any] = {}
     for side, matrix in (("user", train), ("item", train.T.tocsr())):
         rng = corruption_rng(study["seed"], run_seed, side, level)
         levels = draw_levels(matrix.shape[0], study["levels"], rng) if level is None else level
         out[side], out[f"saturated_{side}s"] = corrupt_rows(matrix, levels, rng)
-        out[f"{side}_levels"] = np.broadcast_to(np.asarray(levels, dtype=np.float64), (matrix.shape[0],))
+        out[f"{side}_levels"] = np.broadcast_to(
+            np.asarray(levels, dtype=np.float64), (matrix.shape[0],)
+        )
     return out
 
 
-def noise_curve(model: Any, split: Any, study: dict[str, Any], run_seed: int,
-                ks: Sequence[int]) -> pd.DataFrame:
+def noise_curve(
+    model: Any, split: Any, study: dict[str, Any], run_seed: int, ks: Sequence[int]
+) -> pd.DataFrame:
     """Test metrics of a trained model under corrupted inputs, one row per level.
 
     Uniform mode: the clean inputs (level 0) and every level of the grid. Heterogeneous mode:
@@ -110,10 +115,17 @@ def noise_curve(model: Any, split: Any, study: dict[str, Any], run_seed: int,
                 ci = corrupted_inputs(split.train, study, run_seed, level)
                 model.set_inputs(ci["user"], device, item_vectors=ci["item"])
                 ranks = sampled_ranks(model, split, "test")
-                rows.append({"mode": "uniform", "group": "all", "level": level, "users": ranks.size,
-                             "saturated_users": ci["saturated_users"],
-                             "saturated_items": ci["saturated_items"],
-                             **metrics_from_ranks(ranks, ks)})
+                rows.append(
+                    {
+                        "mode": "uniform",
+                        "group": "all",
+                        "level": level,
+                        "users": ranks.size,
+                        "saturated_users": ci["saturated_users"],
+                        "saturated_items": ci["saturated_items"],
+                        **metrics_from_ranks(ranks, ks),
+                    }
+                )
         else:
             ci = corrupted_inputs(split.train, study, run_seed, None)
             model.set_inputs(ci["user"], device, item_vectors=ci["item"])
@@ -122,10 +134,17 @@ def noise_curve(model: Any, split: Any, study: dict[str, Any], run_seed: int,
             groups = [("all", float("nan"), np.ones(ranks.size, dtype=bool))]
             groups += [("user level", lv, ulev == lv) for lv in sorted(study["levels"])]
             for group, level, mask in groups:
-                rows.append({"mode": "heterogeneous", "group": group, "level": level,
-                             "users": int(mask.sum()), "saturated_users": ci["saturated_users"],
-                             "saturated_items": ci["saturated_items"],
-                             **metrics_from_ranks(ranks[mask], ks)})
+                rows.append(
+                    {
+                        "mode": "heterogeneous",
+                        "group": group,
+                        "level": level,
+                        "users": int(mask.sum()),
+                        "saturated_users": ci["saturated_users"],
+                        "saturated_items": ci["saturated_items"],
+                        **metrics_from_ranks(ranks[mask], ks),
+                    }
+                )
     finally:
         model.set_inputs(split.train, device)
     return pd.DataFrame(rows)

@@ -38,16 +38,39 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "download": ("data/fetch.py", "data/registry.py", "hashing.py", "atomic.py"),
     "preprocess": ("data/preprocess.py", "data/readers.py", "data/registry.py", "atomic.py"),
     "split": ("data/split.py", "data/preprocess.py", "atomic.py"),
-    "train": ("models/base.py", "models/nets.py", "training", "data/dataset.py",
-              "evaluation/ranking.py", "evaluation/metrics.py"),
-    "evaluate": ("models/base.py", "models/nets.py", "evaluation", "data/dataset.py",
-                 "training/checkpoint.py"),
+    "train": (
+        "models/base.py",
+        "models/nets.py",
+        "training",
+        "data/dataset.py",
+        "evaluation/ranking.py",
+        "evaluation/metrics.py",
+    ),
+    "evaluate": (
+        "models/base.py",
+        "models/nets.py",
+        "evaluation",
+        "data/dataset.py",
+        "training/checkpoint.py",
+    ),
     "report": ("reports",),
     # the studies of Section 4.2 read trained runs (they never change them)
-    "noise": ("noise.py", "models/base.py", "models/nets.py", "evaluation", "data/dataset.py",
-              "training/checkpoint.py"),
-    "tsne": ("tsne.py", "models/base.py", "models/nets.py", "evaluation/evaluate.py",
-             "data/dataset.py", "training/checkpoint.py"),
+    "noise": (
+        "noise.py",
+        "models/base.py",
+        "models/nets.py",
+        "evaluation",
+        "data/dataset.py",
+        "training/checkpoint.py",
+    ),
+    "tsne": (
+        "tsne.py",
+        "models/base.py",
+        "models/nets.py",
+        "evaluation/evaluate.py",
+        "data/dataset.py",
+        "training/checkpoint.py",
+    ),
 }
 
 
@@ -107,10 +130,16 @@ def _rel(p: str | os.PathLike[str]) -> str:
 @lru_cache(maxsize=1)
 def git_state() -> dict[str, Any]:
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=30, check=True).stdout
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
         return {"commit": commit, "dirty": bool(status.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -149,7 +178,11 @@ def tree_hashes(directory: str | os.PathLike[str]) -> dict[str, str]:
     """sha256 of every file under ``directory`` (by-products such as training curves, which a
     manifest records without making them part of what ``up_to_date`` requires)."""
     root = Path(directory)
-    return {_rel(p): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()} if root.is_dir() else {}
+    return (
+        {_rel(p): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+        if root.is_dir()
+        else {}
+    )
 
 
 def _hashes(stage: str, paths: list[Path], missing_message: str) -> dict[str, str]:
@@ -188,11 +221,19 @@ class StageRun:
         self.outputs = None if outputs is None else [Path(p) for p in outputs]
         self.params = params
         self.code = code if code is not None else stage_code_hash(stage, family)
-        self.input_hashes = _hashes(stage, self.inputs, "missing input file(s): {} "
-                                    "(run the upstream stage first)")
-        self.fingerprint = sha256_bytes(canonical({
-            "stage": stage, "params": params, "inputs": self.input_hashes, "code": self.code,
-        }).encode())
+        self.input_hashes = _hashes(
+            stage, self.inputs, "missing input file(s): {} (run the upstream stage first)"
+        )
+        self.fingerprint = sha256_bytes(
+            canonical(
+                {
+                    "stage": stage,
+                    "params": params,
+                    "inputs": self.input_hashes,
+                    "code": self.code,
+                }
+            ).encode()
+        )
 
     def recorded(self) -> dict[str, Any] | None:
         try:
@@ -228,9 +269,12 @@ class StageRun:
             "stage": self.stage,
             "fingerprint": self.fingerprint,
             "inputs": self.input_hashes,
-            "outputs": _hashes(self.stage, self.outputs,
-                               "output(s) {} vanished before this run could record them (another "
-                               "tool removed them meanwhile?); nothing was recorded, run it again"),
+            "outputs": _hashes(
+                self.stage,
+                self.outputs,
+                "output(s) {} vanished before this run could record them (another "
+                "tool removed them meanwhile?); nothing was recorded, run it again",
+            ),
             "params": self.params,
             "code_sha256": self.code,
             "git": git_state(),

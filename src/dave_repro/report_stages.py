@@ -36,7 +36,11 @@ def metrics_manifest_path(dataset: str) -> Path:
 
 def _profile_params(params: dict[str, Any], profile: str | None) -> dict[str, Any]:
     prof = config.active_profile(params, profile)
-    return {"profile": profile or params["profile"], "models": prof["models"], "seeds": prof["seeds"]}
+    return {
+        "profile": profile or params["profile"],
+        "models": prof["models"],
+        "seeds": prof["seeds"],
+    }
 
 
 def _paper_numbers() -> dict[str, str]:
@@ -45,12 +49,16 @@ def _paper_numbers() -> dict[str, str]:
 
 
 def _run_metrics(dataset: str, used: dict[str, Any]) -> list[Path]:
-    return [Path("results") / "runs" / dataset / m / f"seed-{s}" / "metrics.json"
-            for m in used["models"] for s in used["seeds"]]
+    return [
+        Path("results") / "runs" / dataset / m / f"seed-{s}" / "metrics.json"
+        for m in used["models"]
+        for s in used["seeds"]
+    ]
 
 
-def metrics_stage(params: dict[str, Any], dataset: str, profile: str | None = None, *,
-                  force: bool = False) -> Path:
+def metrics_stage(
+    params: dict[str, Any], dataset: str, profile: str | None = None, *, force: bool = False
+) -> Path:
     """Every run of ``dataset`` in the selected grid, in one file (what `dvc metrics` reads)."""
     from .reports.aggregate import write_dataset_metrics
 
@@ -58,8 +66,9 @@ def metrics_stage(params: dict[str, Any], dataset: str, profile: str | None = No
     inputs = _run_metrics(dataset, used)
     out = metrics_path(dataset)
     with artifact_lock(f"metrics/{dataset}"):
-        run = StageRun("report", metrics_manifest_path(dataset), inputs=inputs, outputs=[out],
-                       params=used)
+        run = StageRun(
+            "report", metrics_manifest_path(dataset), inputs=inputs, outputs=[out], params=used
+        )
         if not force and run.up_to_date():
             log.info("report metrics %s: up to date", dataset)
             return out
@@ -68,25 +77,37 @@ def metrics_stage(params: dict[str, Any], dataset: str, profile: str | None = No
     return out
 
 
-def tables_stage(params: dict[str, Any], profile: str | None = None, *, force: bool = False) -> list[Path]:
+def tables_stage(
+    params: dict[str, Any], profile: str | None = None, *, force: bool = False
+) -> list[Path]:
     """Every table (and whatever else ``reports.tables.write_tables`` renders) plus a manifest."""
     from .data.fetch import MIRROR_ENV
     from .reports.tables import write_tables
 
-    used = {"report": "tables", "datasets": list(params["datasets"]), **_profile_params(params, profile),
-            "paper_numbers_sha256": _paper_numbers()}
+    used = {
+        "report": "tables",
+        "datasets": list(params["datasets"]),
+        **_profile_params(params, profile),
+        "paper_numbers_sha256": _paper_numbers(),
+    }
     # the per-dataset metrics files, and the run results the summary re-reads from them
     inputs = [p for ds in params["datasets"] for p in (metrics_path(ds), *_run_metrics(ds, used))]
     # Table 2 reads each selected dataset's statistics when they exist
-    inputs += [p for ds in params["datasets"]
-               if (p := Path("data") / "processed" / ds / "stats.json").is_file()]
+    inputs += [
+        p
+        for ds in params["datasets"]
+        if (p := Path("data") / "processed" / ds / "stats.json").is_file()
+    ]
     with artifact_lock("tables"):
-        run = StageRun("report", TABLES_DIR / "manifest.json", inputs=inputs, outputs=None, params=used)
+        run = StageRun(
+            "report", TABLES_DIR / "manifest.json", inputs=inputs, outputs=None, params=used
+        )
         if not force and run.up_to_date():
             log.info("report tables: up to date")
             return [Path(p) for p in (run.recorded() or {}).get("outputs", {})]
         paths = write_tables(params, profile)
         # Table 2's notes on unselected datasets say what the configured mirror holds
-        run.finish(extra={"report": "tables", "data_mirror": os.environ.get(MIRROR_ENV)},
-                   outputs=paths)
+        run.finish(
+            extra={"report": "tables", "data_mirror": os.environ.get(MIRROR_ENV)}, outputs=paths
+        )
     return paths

@@ -39,8 +39,6 @@ def sweep_run_dir(dataset: str, model: str, point: str, seed: int, root: Path = 
     return root / "sweep-runs" / dataset / model / point / f"seed-{seed}"
 
 
-
-
 def curves_dir(dataset: str, model: str, seed: int, root: Path = RESULTS) -> Path:
     return root / "curves" / dataset / model / f"seed-{seed}"
 
@@ -50,12 +48,21 @@ def data_dir(dataset: str) -> Path:
 
 
 def train_params(job: dict[str, Any]) -> dict[str, Any]:
-    return {k: job[k] for k in ("dataset", "model", "family", "seed", "profile", "model_params", "train")} | {
-        "ks": job["evaluation"]["ks"]}
+    return {
+        k: job[k]
+        for k in ("dataset", "model", "family", "seed", "profile", "model_params", "train")
+    } | {"ks": job["evaluation"]["ks"]}
 
 
-def train_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | None = None,
-                threads: int | None = None, force: bool = False, rd: Path | None = None) -> bool:
+def train_stage(
+    job: dict[str, Any],
+    params: dict[str, Any],
+    *,
+    device: str | None = None,
+    threads: int | None = None,
+    force: bool = False,
+    rd: Path | None = None,
+) -> bool:
     """Train one run into ``rd`` (default: its place in the grid; sweeps pass their own)."""
     ds, model, seed = job["dataset"], job["model"], job["seed"]
     main = run_dir(ds, model, seed)
@@ -65,8 +72,14 @@ def train_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | No
     outputs = [rd / "model.pt", rd / "train.json"]
     lock = f"runs/{ds}/{model}/seed-{seed}" if rd == main else rd.as_posix()
     with artifact_lock(f"{lock}/train"):
-        run = StageRun("train", rd / "train.manifest.json", inputs=inputs, outputs=outputs,
-                       params=train_params(job), family=job["family"])
+        run = StageRun(
+            "train",
+            rd / "train.manifest.json",
+            inputs=inputs,
+            outputs=outputs,
+            params=train_params(job),
+            family=job["family"],
+        )
         if not force and run.up_to_date():
             log.info("train: up to date")
             return False
@@ -82,33 +95,60 @@ def train_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | No
         split = load_split(data_dir(ds))
         _clean_temporaries(rd, ("model.pt", "last.pt", "train.json", "train.manifest.json"))
         log.info("training on %s (%d users, %d items)", dev, split.n_users, split.n_items)
-        _, result = train(job, split, rd, dev, run.fingerprint, curves_dir=curves,
-                          progress=rt["progress"])
-        atomic.write_json(rd / "train.json", {
-            "best_epoch": result.best_epoch, "best_valid": result.best_value,
-            "select_metric": job["train"]["select_metric"], "epochs_run": result.epochs_run,
-            "train_seconds": round(result.train_seconds, 3), "device": str(dev),
-            "resumed_from_epoch": result.resumed_from, "history": result.history,
-        })
+        _, result = train(
+            job, split, rd, dev, run.fingerprint, curves_dir=curves, progress=rt["progress"]
+        )
+        atomic.write_json(
+            rd / "train.json",
+            {
+                "best_epoch": result.best_epoch,
+                "best_valid": result.best_value,
+                "select_metric": job["train"]["select_metric"],
+                "epochs_run": result.epochs_run,
+                "train_seconds": round(result.train_seconds, 3),
+                "device": str(dev),
+                "resumed_from_epoch": result.resumed_from,
+                "history": result.history,
+            },
+        )
         # the curves carry wall-clock times: recorded (for `dave audit`), not compared on a rerun
-        run.finish(extra={"dataset": ds, "model": model, "seed": seed,
-                          "byproducts": tree_hashes(curves)}, device=str(dev))
+        run.finish(
+            extra={"dataset": ds, "model": model, "seed": seed, "byproducts": tree_hashes(curves)},
+            device=str(dev),
+        )
         (rd / "last.pt").unlink(missing_ok=True)  # training finished: the resume state is spent
-        log.info("trained: best %s %.4f at epoch %d, %.0fs", job["train"]["select_metric"],
-                 result.best_value, result.best_epoch, result.train_seconds)
+        log.info(
+            "trained: best %s %.4f at epoch %d, %.0fs",
+            job["train"]["select_metric"],
+            result.best_value,
+            result.best_epoch,
+            result.train_seconds,
+        )
         return True
 
 
-def evaluate_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | None = None,
-                   threads: int | None = None, force: bool = False) -> bool:
+def evaluate_stage(
+    job: dict[str, Any],
+    params: dict[str, Any],
+    *,
+    device: str | None = None,
+    threads: int | None = None,
+    force: bool = False,
+) -> bool:
     ds, model, seed = job["dataset"], job["model"], job["seed"]
     rd = run_dir(ds, model, seed)
     inputs = [rd / "model.pt", rd / "train.json", *(data_dir(ds) / f for f in EVAL_INPUTS)]
     outputs = [rd / "metrics.json", rd / "ranks.parquet"]
     with artifact_lock(f"runs/{ds}/{model}/seed-{seed}/evaluate"):
         _clean_temporaries(rd, ("metrics.json", "ranks.parquet", "evaluate.manifest.json"))
-        run = StageRun("evaluate", rd / "evaluate.manifest.json", inputs=inputs, outputs=outputs,
-                       params={**train_params(job), "evaluation": job["evaluation"]}, family=job["family"])
+        run = StageRun(
+            "evaluate",
+            rd / "evaluate.manifest.json",
+            inputs=inputs,
+            outputs=outputs,
+            params={**train_params(job), "evaluation": job["evaluation"]},
+            family=job["family"],
+        )
         if not force and run.up_to_date():
             log.info("evaluate: up to date")
             return False
@@ -118,13 +158,22 @@ def evaluate_stage(job: dict[str, Any], params: dict[str, Any], *, device: str |
         train_info = read_json(rd / "train.json")
         result = evaluate_model(net, split, "test", job["evaluation"])
         metrics = {
-            "dataset": ds, "model": model, "seed": seed, "profile": job["profile"],
-            "sampled": result["sampled"], "full": result.get("full", {}),
-            "best_epoch": train_info["best_epoch"], "train_seconds": train_info["train_seconds"],
+            "dataset": ds,
+            "model": model,
+            "seed": seed,
+            "profile": job["profile"],
+            "sampled": result["sampled"],
+            "full": result.get("full", {}),
+            "best_epoch": train_info["best_epoch"],
+            "train_seconds": train_info["train_seconds"],
             "device": train_info["device"],
         }
-        ranks = pd.DataFrame({"user": np.arange(split.n_users, dtype=np.int32),
-                              "rank_sampled": result["rank_sampled"].astype(np.int32)})
+        ranks = pd.DataFrame(
+            {
+                "user": np.arange(split.n_users, dtype=np.int32),
+                "rank_sampled": result["rank_sampled"].astype(np.int32),
+            }
+        )
         if "rank_full" in result:
             ranks["rank_full"] = result["rank_full"].astype(np.int32)
         with atomic.atomic_path(rd / "ranks.parquet") as tmp:
@@ -132,8 +181,12 @@ def evaluate_stage(job: dict[str, Any], params: dict[str, Any], *, device: str |
         atomic.write_json(rd / "metrics.json", metrics)
         run.finish(extra={"dataset": ds, "model": model, "seed": seed}, device=str(dev))
         s = result["sampled"]
-        log.info("test: HR@10 %.4f NDCG@10 %.4f (sampled)%s", s["hr@10"], s["ndcg@10"],
-                 f"; HR@10 {result['full']['hr@10']:.4f} (full)" if result.get("full") else "")
+        log.info(
+            "test: HR@10 %.4f NDCG@10 %.4f (sampled)%s",
+            s["hr@10"],
+            s["ndcg@10"],
+            f"; HR@10 {result['full']['hr@10']:.4f} (full)" if result.get("full") else "",
+        )
         return True
 
 
@@ -145,8 +198,14 @@ def _clean_temporaries(directory: Path, names: tuple[str, ...]) -> None:
         log.info("removed %d temporary file(s) left by an interrupted run", n)
 
 
-def load_run(job: dict[str, Any], params: dict[str, Any], rd: Path, *, device: str | None = None,
-             threads: int | None = None) -> tuple[Any, Any, Any]:
+def load_run(
+    job: dict[str, Any],
+    params: dict[str, Any],
+    rd: Path,
+    *,
+    device: str | None = None,
+    threads: int | None = None,
+) -> tuple[Any, Any, Any]:
     """The split, the trained model of ``rd`` (its best checkpoint, clean inputs) and the device."""
     from .data.dataset import load_split
     from .evaluation.evaluate import load_trained

@@ -102,7 +102,9 @@ class Str(Spec):
             errors.append(f"{path}: expected a string, got {_tname(value)} {value!r}")
             return
         if self.choices is not None and value not in tuple(self.choices):
-            errors.append(f"{path}: unknown value {value!r} (expected one of {sorted(self.choices)})")
+            errors.append(
+                f"{path}: unknown value {value!r} (expected one of {sorted(self.choices)})"
+            )
 
 
 @dataclass
@@ -117,7 +119,9 @@ class List(Spec):
             errors.append(f"{path}: expected a list, got {_tname(value)} {value!r}")
             return
         if len(value) < self.min_len:
-            errors.append(f"{path}: needs at least {self.min_len} entr{'y' if self.min_len == 1 else 'ies'}")
+            errors.append(
+                f"{path}: needs at least {self.min_len} entr{'y' if self.min_len == 1 else 'ies'}"
+            )
         for i, v in enumerate(value):
             self.item(v, f"{path}[{i}]", errors)
         if self.unique:
@@ -144,7 +148,9 @@ class Map(Spec):
         required = set(self.fields) if self.required is None else set(self.required)
         for k in value:
             if k not in self.fields:
-                errors.append(f"{join(path, k)}: unknown key (allowed: {', '.join(sorted(self.fields))})")
+                errors.append(
+                    f"{join(path, k)}: unknown key (allowed: {', '.join(sorted(self.fields))})"
+                )
         for k, spec in self.fields.items():
             if k in value:
                 spec(value[k], join(path, k), errors)
@@ -169,10 +175,16 @@ class DictOf(Spec):
         allowed = None if self.keys is None else set(self.keys)
         for k, v in value.items():
             if allowed is not None and k not in allowed:
-                errors.append(f"{join(path, str(k))}: unknown key (allowed: {', '.join(sorted(allowed))})")
+                errors.append(
+                    f"{join(path, str(k))}: unknown key (allowed: {', '.join(sorted(allowed))})"
+                )
                 continue
-            if self.key_pattern is not None and not (isinstance(k, str) and re.fullmatch(self.key_pattern, k)):
-                errors.append(f"{join(path, str(k))}: invalid name {k!r} (allowed: {self.key_pattern})")
+            if self.key_pattern is not None and not (
+                isinstance(k, str) and re.fullmatch(self.key_pattern, k)
+            ):
+                errors.append(
+                    f"{join(path, str(k))}: invalid name {k!r} (allowed: {self.key_pattern})"
+                )
                 continue
             spec = self.value if isinstance(self.value, Spec) else self.value(k)
             spec(v, join(path, str(k)), errors)
@@ -203,7 +215,9 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
         if not isinstance(key, str | int | float | bool):
             continue
         if key in seen:
-            loader.duplicates.append(f"line {key_node.start_mark.line + 1}: key {key!r} given twice")
+            loader.duplicates.append(
+                f"line {key_node.start_mark.line + 1}: key {key!r} given twice"
+            )
         seen.add(key)
     return loader.construct_mapping(node)
 

@@ -47,17 +47,35 @@ Job = tuple[str, str, int]
 
 def noise_jobs(params: dict[str, Any], profile: str | None = None) -> list[Job]:
     prof, study = config.active_profile(params, profile), params["noise"]
-    models = [m for m in study["models"] if m in prof["models"] and m in params["models"]
-              and params["models"][m]["family"] in READS_INTERACTION_VECTORS]
-    return [(d, m, s) for d in params["datasets"] if d in study["datasets"]
-            for m in models for s in prof["seeds"]]
+    models = [
+        m
+        for m in study["models"]
+        if m in prof["models"]
+        and m in params["models"]
+        and params["models"][m]["family"] in READS_INTERACTION_VECTORS
+    ]
+    return [
+        (d, m, s)
+        for d in params["datasets"]
+        if d in study["datasets"]
+        for m in models
+        for s in prof["seeds"]
+    ]
 
 
 def tsne_jobs(params: dict[str, Any], profile: str | None = None) -> list[Job]:
     prof, study = config.active_profile(params, profile), params["tsne"]
-    models = [m for m in study["models"] if m in prof["models"] and m in params["models"]
-              and params["models"][m]["family"] == "dave"]
-    return [(d, m, prof["seeds"][0]) for d in params["datasets"] if d in study["datasets"] for m in models]
+    models = [
+        m
+        for m in study["models"]
+        if m in prof["models"] and m in params["models"] and params["models"][m]["family"] == "dave"
+    ]
+    return [
+        (d, m, prof["seeds"][0])
+        for d in params["datasets"]
+        if d in study["datasets"]
+        for m in models
+    ]
 
 
 def noise_settings(params: dict[str, Any]) -> dict[str, Any]:
@@ -97,15 +115,20 @@ def parse_point(point: str) -> dict[str, int]:
         return {}
     param, _, value = point.rpartition("-")
     if param not in config.SWEEPABLE or not value.isdigit():
-        raise ConfigError([f"sweep point {point!r}: expected 'default' or <param>-<value> with param "
-                           f"one of {', '.join(config.SWEEPABLE)}"])
+        raise ConfigError(
+            [
+                f"sweep point {point!r}: expected 'default' or <param>-<value> with param "
+                f"one of {', '.join(config.SWEEPABLE)}"
+            ]
+        )
     return {param: int(value)}
 
 
 def sweep_job(params: dict[str, Any], dataset: str, point: str, seed: int) -> dict[str, Any]:
     sw = params["sweeps"]
-    return config.job_config(params, dataset, sw["model"], seed, sweep_profile(params),
-                             overrides=parse_point(point))
+    return config.job_config(
+        params, dataset, sw["model"], seed, sweep_profile(params), overrides=parse_point(point)
+    )
 
 
 def sweep_points(params: dict[str, Any], dataset: str) -> list[SweepPoint]:
@@ -114,13 +137,20 @@ def sweep_points(params: dict[str, Any], dataset: str) -> list[SweepPoint]:
     out = []
     for seed in sw["seeds"]:
         default = sweep_job(params, dataset, "default", seed)
-        main = (config.job_config(params, dataset, model, seed)
-                if model in prof["models"] and seed in prof["seeds"] else None)
+        main = (
+            config.job_config(params, dataset, model, seed)
+            if model in prof["models"] and seed in prof["seeds"]
+            else None
+        )
         for param, values in prof.get("sweep_grid", sw["grid"]).items():
             for value in values:
                 job = sweep_job(params, dataset, f"{param}-{value}", seed)
                 point = "default" if job == default else f"{param}-{value}"
-                rd = run_dir(dataset, model, seed) if job == main else sweep_run_dir(dataset, model, point, seed)
+                rd = (
+                    run_dir(dataset, model, seed)
+                    if job == main
+                    else sweep_run_dir(dataset, model, point, seed)
+                )
                 chosen = value == default["model_params"][param]
                 out.append(SweepPoint(param, value, seed, point, rd, chosen))
     return out
@@ -129,7 +159,9 @@ def sweep_points(params: dict[str, Any], dataset: str) -> list[SweepPoint]:
 def sweep_runs(params: dict[str, Any], dataset: str) -> list[tuple[str, int]]:
     """The (point, seed) trainings the sweeps need beyond the main grid, each once."""
     main = RESULTS / "runs"
-    seen = {(p.point, p.seed): None for p in sweep_points(params, dataset) if main not in p.rd.parents}
+    seen = {
+        (p.point, p.seed): None for p in sweep_points(params, dataset) if main not in p.rd.parents
+    }
     return list(seen)
 
 
@@ -137,20 +169,36 @@ def sweep_runs(params: dict[str, Any], dataset: str) -> list[tuple[str, int]]:
 # Stages
 
 
-def noise_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | None = None,
-                threads: int | None = None, force: bool = False) -> bool:
+def noise_stage(
+    job: dict[str, Any],
+    params: dict[str, Any],
+    *,
+    device: str | None = None,
+    threads: int | None = None,
+    force: bool = False,
+) -> bool:
     from .noise import noise_curve
 
     ds, model, seed = job["dataset"], job["model"], job["seed"]
     if job["family"] not in READS_INTERACTION_VECTORS:
-        raise ConfigError([f"noise: model {model} (family {job['family']}) does not read interaction "
-                           "vectors, so corrupting them cannot change its predictions"])
+        raise ConfigError(
+            [
+                f"noise: model {model} (family {job['family']}) does not read interaction "
+                "vectors, so corrupting them cannot change its predictions"
+            ]
+        )
     rd, out = run_dir(ds, model, seed), noise_path(ds, model, seed)
     study = noise_settings(params)
     inputs = [rd / "model.pt", rd / "train.json", *(data_dir(ds) / f for f in EVAL_INPUTS)]
     with artifact_lock(f"noise/{ds}/{model}/seed-{seed}"):
-        run = StageRun("noise", out.with_suffix(".manifest.json"), inputs=inputs, outputs=[out],
-                       params={**train_params(job), "noise": study}, family=job["family"])
+        run = StageRun(
+            "noise",
+            out.with_suffix(".manifest.json"),
+            inputs=inputs,
+            outputs=[out],
+            params={**train_params(job), "noise": study},
+            family=job["family"],
+        )
         if not force and run.up_to_date():
             log.info("noise: up to date")
             return False
@@ -160,26 +208,45 @@ def noise_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | No
             curve.to_csv(tmp, index=False, float_format="%.6f")
         run.finish(extra={"dataset": ds, "model": model, "seed": seed}, device=str(dev))
         first, last = curve.iloc[0], curve.iloc[-1]
-        log.info("noise (%s): HR@10 %.4f at level %s, %.4f at level %s", study["mode"],
-                 first["hr@10"], first["level"], last["hr@10"], last["level"])
+        log.info(
+            "noise (%s): HR@10 %.4f at level %s, %.4f at level %s",
+            study["mode"],
+            first["hr@10"],
+            first["level"],
+            last["hr@10"],
+            last["level"],
+        )
         return True
 
 
-def tsne_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | None = None,
-               threads: int | None = None, force: bool = False) -> bool:
+def tsne_stage(
+    job: dict[str, Any],
+    params: dict[str, Any],
+    *,
+    device: str | None = None,
+    threads: int | None = None,
+    force: bool = False,
+) -> bool:
     from .tsne import embedding_map
 
     ds, model, seed = job["dataset"], job["model"], job["seed"]
     if job["family"] != "dave":
-        raise ConfigError([f"tsne: model {model} (family {job['family']}) has no posterior [mu, sigma]"])
+        raise ConfigError(
+            [f"tsne: model {model} (family {job['family']}) has no posterior [mu, sigma]"]
+        )
     rd, coords = run_dir(ds, model, seed), tsne_path(ds, model, seed)
     scores = coords.with_suffix(".csv")
     study = tsne_settings(params)
     inputs = [rd / "model.pt", rd / "train.json", data_dir(ds) / "train_csr.npz"]
     with artifact_lock(f"tsne/{ds}/{model}/seed-{seed}"):
-        run = StageRun("tsne", coords.with_suffix(".manifest.json"), inputs=inputs,
-                       outputs=[coords, scores], params={**train_params(job), "tsne": study},
-                       family=job["family"])
+        run = StageRun(
+            "tsne",
+            coords.with_suffix(".manifest.json"),
+            inputs=inputs,
+            outputs=[coords, scores],
+            params={**train_params(job), "tsne": study},
+            family=job["family"],
+        )
         if not force and run.up_to_date():
             log.info("tsne: up to date")
             return False
@@ -191,16 +258,28 @@ def tsne_stage(job: dict[str, Any], params: dict[str, Any], *, device: str | Non
             table.to_csv(tmp, index=False, float_format="%.6f")
         run.finish(extra={"dataset": ds, "model": model, "seed": seed}, device=str(dev))
         best = table[table["best"]]
-        log.info("tsne: best silhouette %s", ", ".join(
-            f"{r.side}s {r.silhouette:.3f} (k={r.k})" for r in best.itertuples()))
+        log.info(
+            "tsne: best silhouette %s",
+            ", ".join(f"{r.side}s {r.silhouette:.3f} (k={r.k})" for r in best.itertuples()),
+        )
         return True
 
 
-def sweep_stage(params: dict[str, Any], dataset: str, point: str, seed: int, *,
-                device: str | None = None, threads: int | None = None, force: bool = False) -> bool:
+def sweep_stage(
+    params: dict[str, Any],
+    dataset: str,
+    point: str,
+    seed: int,
+    *,
+    device: str | None = None,
+    threads: int | None = None,
+    force: bool = False,
+) -> bool:
     """Train one sweep point into its own directory (validation only: no test evaluation)."""
     job = sweep_job(params, dataset, point, seed)
     match = [p for p in sweep_points(params, dataset) if p.point == point and p.seed == seed]
     if not match:
-        raise ConfigError([f"sweep point {point} seed {seed} of {dataset} is not in sweeps.grid / sweeps.seeds"])
+        raise ConfigError(
+            [f"sweep point {point} seed {seed} of {dataset} is not in sweeps.grid / sweeps.seeds"]
+        )
     return train_stage(job, params, device=device, threads=threads, force=force, rd=match[0].rd)

@@ -33,7 +33,9 @@ def posterior_features(model: Any, side: str) -> np.ndarray:
     return np.concatenate(parts).astype(np.float64)
 
 
-def best_clustering(features: np.ndarray, ks: Sequence[int], seed: int) -> tuple[np.ndarray, pd.DataFrame]:
+def best_clustering(
+    features: np.ndarray, ks: Sequence[int], seed: int
+) -> tuple[np.ndarray, pd.DataFrame]:
     """k-means for each k; the labels of the k with the highest silhouette, and every score."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
@@ -49,8 +51,14 @@ def best_clustering(features: np.ndarray, ks: Sequence[int], seed: int) -> tuple
             continue
         labels[k] = km.labels_.astype(np.int32)
         sample = SILHOUETTE_SAMPLE if n > SILHOUETTE_SAMPLE else None  # O(n^2) memory otherwise
-        scores.append({"k": k, "silhouette": float(silhouette_score(features, km.labels_, sample_size=sample,
-                                                                    random_state=seed))})
+        scores.append(
+            {
+                "k": k,
+                "silhouette": float(
+                    silhouette_score(features, km.labels_, sample_size=sample, random_state=seed)
+                ),
+            }
+        )
     table = pd.DataFrame(scores, columns=["k", "silhouette"])
     valid = table.dropna()
     if valid.empty:
@@ -67,8 +75,9 @@ def project(features: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
 
     n = features.shape[0]
     perp = min(perplexity, max(1.0, (n - 1) / 3.0))  # t-SNE needs perplexity < n
-    return TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed,
-                learning_rate="auto").fit_transform(features)
+    return TSNE(
+        n_components=2, perplexity=perp, init="pca", random_state=seed, learning_rate="auto"
+    ).fit_transform(features)
 
 
 def embedding_map(model: Any, study: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -79,8 +88,17 @@ def embedding_map(model: Any, study: dict[str, Any]) -> tuple[pd.DataFrame, pd.D
         feats = posterior_features(model, side)
         labels, table = best_clustering(feats, range(lo, hi + 1), study["seed"])
         xy = project(feats, study["perplexity"], study["seed"])
-        coords.append(pd.DataFrame({"side": side, "id": np.arange(feats.shape[0], dtype=np.int32),
-                                    "x": xy[:, 0], "y": xy[:, 1], "cluster": labels}))
+        coords.append(
+            pd.DataFrame(
+                {
+                    "side": side,
+                    "id": np.arange(feats.shape[0], dtype=np.int32),
+                    "x": xy[:, 0],
+                    "y": xy[:, 1],
+                    "cluster": labels,
+                }
+            )
+        )
         scores.append(table.assign(side=side, dims=feats.shape[1]))
     score = pd.concat(scores, ignore_index=True)[["side", "k", "silhouette", "best", "dims"]]
     return pd.concat(coords, ignore_index=True), score

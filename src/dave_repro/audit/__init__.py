@@ -36,8 +36,16 @@ class AuditFailed(DaveError):
     exit_code = 1
 
 
-def audit(rev: str, *, rerun: str | None = None, repo: str = ".", json_out: str | None = None,
-          device: str = "cpu", keep_scratch: bool = False, scratch_root: str | None = None) -> int:
+def audit(
+    rev: str,
+    *,
+    rerun: str | None = None,
+    repo: str = ".",
+    json_out: str | None = None,
+    device: str = "cpu",
+    keep_scratch: bool = False,
+    scratch_root: str | None = None,
+) -> int:
     snap = Snapshot(repo, rev)
     try:
         found = Findings(notes=list(snap.notes))
@@ -49,8 +57,13 @@ def audit(rev: str, *, rerun: str | None = None, repo: str = ".", json_out: str 
         print(render(snap, runs, found), flush=True)
         reruns: list[RerunResult] = []
         for run in targets:
-            res = rerun_one(snap, run, device=device, keep=keep_scratch,
-                            scratch_root=Path(scratch_root) if scratch_root else None)
+            res = rerun_one(
+                snap,
+                run,
+                device=device,
+                keep=keep_scratch,
+                scratch_root=Path(scratch_root) if scratch_root else None,
+            )
             reruns.append(res)
             print(render_rerun(res, keep_scratch), flush=True)
             found.failures += res.failures
@@ -63,10 +76,15 @@ def audit(rev: str, *, rerun: str | None = None, repo: str = ".", json_out: str 
         print(f"\nFAILED: {len(found.failures)} problem(s)", flush=True)
         for f in found.failures:
             print(f"  - {f}", flush=True)
-        raise AuditFailed(f"audit of {snap.sha[:12]}: {len(found.failures)} problem(s), listed above")
+        raise AuditFailed(
+            f"audit of {snap.sha[:12]}: {len(found.failures)} problem(s), listed above"
+        )
     what = f"; re-run of {rerun}: identical" if rerun else ""
-    print(f"\nOK: commit {snap.sha[:12]}: {len(snap.artifacts)} artifacts and {len(runs)} stage runs "
-          f"verified{what}", flush=True)
+    print(
+        f"\nOK: commit {snap.sha[:12]}: {len(snap.artifacts)} artifacts and {len(runs)} stage runs "
+        f"verified{what}",
+        flush=True,
+    )
     return 0
 
 
@@ -75,7 +93,9 @@ def audit(rev: str, *, rerun: str | None = None, repo: str = ".", json_out: str 
 
 def _flat(obj: Any, prefix: str = "") -> list[str]:
     if isinstance(obj, dict) and obj:
-        return [item for k, v in obj.items() for item in _flat(v, f"{prefix}.{k}" if prefix else str(k))]
+        return [
+            item for k, v in obj.items() for item in _flat(v, f"{prefix}.{k}" if prefix else str(k))
+        ]
     return [f"{prefix}={json.dumps(obj, separators=(',', ':'))}"]
 
 
@@ -85,7 +105,10 @@ def _env_line(env: dict[str, Any]) -> str:
         parts.append(f"torch {env['torch']}")
         parts.append(f"CUDA {env.get('cuda') or 'none'}")
         if env.get("device"):
-            parts.append(f"device {env['device']}" + (f" ({env['device_name']})" if env.get("device_name") else ""))
+            parts.append(
+                f"device {env['device']}"
+                + (f" ({env['device_name']})" if env.get("device_name") else "")
+            )
         if env.get("torch_threads"):
             parts.append(f"{env['torch_threads']} torch threads")
     lock = env.get("requirements_lock_sha256")
@@ -98,25 +121,34 @@ def render(snap: Snapshot, runs: list[Run], found: Findings) -> str:
     subject = git(snap.root, "log", "-1", "--format=%s", snap.sha).strip()
     cached = sum(1 for a in snap.artifacts.values() if a.source == "cache")
     tracked = sum(1 for a in snap.artifacts.values() if a.source == "git")
-    lines = [f"Audit of commit {snap.sha} ({subject})",
-             f"  dvc.lock: {len(snap.stages)} stage(s), {len(snap.artifacts)} artifact(s): {cached} read from "
-             f"the DVC cache ({snap.cache}), {tracked} from git; working tree "
-             + ("is this commit (checked too)" if snap.checked_out else "is another commit (not used)"),
-             "", f"Stage runs ({len(runs)} manifests):"]
+    lines = [
+        f"Audit of commit {snap.sha} ({subject})",
+        f"  dvc.lock: {len(snap.stages)} stage(s), {len(snap.artifacts)} artifact(s): {cached} read from "
+        f"the DVC cache ({snap.cache}), {tracked} from git; working tree "
+        + ("is this commit (checked too)" if snap.checked_out else "is another commit (not used)"),
+        "",
+        f"Stage runs ({len(runs)} manifests):",
+    ]
     made_by = producers(runs)
     for r in runs:
         m = r.manifest
         g = m.get("git") or {}
         state = "dirty" if g.get("dirty") else "clean" if g.get("dirty") is False else "unknown"
-        lines += [f"  [{r.id}] {r.label}  ({r.path})",
-                  f"      fingerprint {str(m.get('fingerprint'))[:16]}…  code {str(m.get('code_sha256'))[:16]}…  "
-                  f"made {m.get('created_utc', '?')} at git {str(g.get('commit'))[:12]} ({state})",
-                  f"      environment: {_env_line(m.get('environment') or {})}",
-                  f"      params: {' '.join(_flat(m.get('params') or {}))}"]
+        lines += [
+            f"  [{r.id}] {r.label}  ({r.path})",
+            f"      fingerprint {str(m.get('fingerprint'))[:16]}…  code {str(m.get('code_sha256'))[:16]}…  "
+            f"made {m.get('created_utc', '?')} at git {str(g.get('commit'))[:12]} ({state})",
+            f"      environment: {_env_line(m.get('environment') or {})}",
+            f"      params: {' '.join(_flat(m.get('params') or {}))}",
+        ]
         for path, sha in r.files("inputs").items():
             up = made_by.get(path)
-            lines.append(f"      in:  {path}  sha256 {sha[:16]}…" + (f"  ← [{up.id}]" if up else ""))
-        lines += [f"      out: {path}  sha256 {sha[:16]}…" for path, sha in r.files("outputs").items()]
+            lines.append(
+                f"      in:  {path}  sha256 {sha[:16]}…" + (f"  ← [{up.id}]" if up else "")
+            )
+        lines += [
+            f"      out: {path}  sha256 {sha[:16]}…" for path, sha in r.files("outputs").items()
+        ]
         if r.files("byproducts"):
             lines.append(f"      by-products: {len(r.files('byproducts'))} file(s) (curves)")
     lines += ["", "Results (each with its lineage, from the result back to the raw data):"]
@@ -131,25 +163,49 @@ def render(snap: Snapshot, runs: list[Run], found: Findings) -> str:
 
 
 def render_rerun(res: RerunResult, kept: bool) -> str:
-    lines = [f"\nRe-run of [{res.run.id}] {res.run.label}" + (f" (scratch kept: {res.scratch})" if kept else "")]
+    lines = [
+        f"\nRe-run of [{res.run.id}] {res.run.label}"
+        + (f" (scratch kept: {res.scratch})" if kept else "")
+    ]
     lines += [f"  identical bytes: {p}" for p in res.identical]
-    lines += [f"  identical content (only wall-clock timings differ): {p}" for p in res.same_content]
+    lines += [
+        f"  identical content (only wall-clock timings differ): {p}" for p in res.same_content
+    ]
     lines += [f"  DIFFERS: {f}" for f in res.failures]
     lines += [f"  note: {n}" for n in res.notes]
     return "\n".join(lines)
 
 
-def as_json(snap: Snapshot, runs: list[Run], found: Findings, reruns: list[RerunResult]) -> dict[str, Any]:
+def as_json(
+    snap: Snapshot, runs: list[Run], found: Findings, reruns: list[RerunResult]
+) -> dict[str, Any]:
     made_by = producers(runs)
     return {
         "commit": snap.sha,
-        "artifacts": {p: {"md5": a.md5, "sha256": a.sha256, "source": a.source, "stage": a.stage}
-                      for p, a in sorted(snap.artifacts.items())},
-        "runs": [{"id": r.id, "label": r.label, "manifest_path": r.path, "manifest": r.manifest} for r in runs],
-        "results": {p: [u.id for u in lineage(r, made_by)]
-                    for r in runs if r.stage in RESULT_STAGES for p in r.files("outputs")},
-        "reruns": [{"run": x.run.id, "identical": x.identical, "same_content": x.same_content,
-                    "failures": x.failures, "notes": x.notes} for x in reruns],
+        "artifacts": {
+            p: {"md5": a.md5, "sha256": a.sha256, "source": a.source, "stage": a.stage}
+            for p, a in sorted(snap.artifacts.items())
+        },
+        "runs": [
+            {"id": r.id, "label": r.label, "manifest_path": r.path, "manifest": r.manifest}
+            for r in runs
+        ],
+        "results": {
+            p: [u.id for u in lineage(r, made_by)]
+            for r in runs
+            if r.stage in RESULT_STAGES
+            for p in r.files("outputs")
+        },
+        "reruns": [
+            {
+                "run": x.run.id,
+                "identical": x.identical,
+                "same_content": x.same_content,
+                "failures": x.failures,
+                "notes": x.notes,
+            }
+            for x in reruns
+        ],
         "failures": found.failures,
         "notes": found.notes,
         "ok": not found.failures,

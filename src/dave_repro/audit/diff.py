@@ -10,7 +10,19 @@ from pathlib import Path
 from typing import Any
 
 MAX_ITEMS = 8
-TEXT_SUFFIXES = (".md", ".csv", ".tsv", ".txt", ".data", ".dat", ".yaml", ".yml", ".rating", ".item", ".user")
+TEXT_SUFFIXES = (
+    ".md",
+    ".csv",
+    ".tsv",
+    ".txt",
+    ".data",
+    ".dat",
+    ".yaml",
+    ".yml",
+    ".rating",
+    ".item",
+    ".user",
+)
 
 
 def _short(v: Any, n: int = 60) -> str:
@@ -38,8 +50,14 @@ def values_diff(a: Any, b: Any, path: str = "", ignore: frozenset[str] = frozens
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{path}: {len(a)} entries → {len(b)}"]
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in values_diff(x, y, f"{path}[{i}]", ignore)]
-    same = a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in values_diff(x, y, f"{path}[{i}]", ignore)
+        ]
+    same = a == b or (
+        isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    )
     return [] if same else [f"{path or '(value)'}: {_short(a)} → {_short(b)}"]
 
 
@@ -63,8 +81,10 @@ def _frame(a: bytes, b: bytes) -> list[str]:
         neq = ~((x[col] == y[col]) | (x[col].isna() & y[col].isna()))
         if neq.any():
             i = int(neq.to_numpy().nonzero()[0][0])
-            out.append(f"column {col}: {int(neq.sum())} of {len(x)} rows differ, first row {i}: "
-                       f"{_short(x[col].iloc[i])} → {_short(y[col].iloc[i])}")
+            out.append(
+                f"column {col}: {int(neq.sum())} of {len(x)} rows differ, first row {i}: "
+                f"{_short(x[col].iloc[i])} → {_short(y[col].iloc[i])}"
+            )
     return out
 
 
@@ -82,7 +102,9 @@ def _arrays(x: Any, y: Any, name: str) -> list[str]:
     idx = tuple(int(i) for i in np.argwhere(neq)[0])
     detail = f"{int(neq.sum())} of {x.size} entries differ, first at {list(idx)}: {_short(x[idx])} → {_short(y[idx])}"
     if x.dtype.kind == "f":
-        detail += f", max |difference| {float(np.nanmax(np.abs(x.astype(float) - y.astype(float)))):.3g}"
+        detail += (
+            f", max |difference| {float(np.nanmax(np.abs(x.astype(float) - y.astype(float)))):.3g}"
+        )
     return [f"{name}: {detail}"]
 
 
@@ -109,12 +131,23 @@ def _tensors(x: Any, y: Any, path: str) -> list[str]:
     if isinstance(x, dict) and isinstance(y, dict):
         if set(x) != set(y):
             return [f"{path or '(top)'}: keys {sorted(map(str, x))} → {sorted(map(str, y))}"]
-        return [d for k in sorted(x, key=str) for d in _tensors(x[k], y[k], f"{path}.{k}" if path else str(k))]
+        return [
+            d
+            for k in sorted(x, key=str)
+            for d in _tensors(x[k], y[k], f"{path}.{k}" if path else str(k))
+        ]
     if isinstance(x, list | tuple) and isinstance(y, list | tuple) and len(x) == len(y):
-        return [d for i, (u, v) in enumerate(zip(x, y, strict=True)) for d in _tensors(u, v, f"{path}[{i}]")]
+        return [
+            d
+            for i, (u, v) in enumerate(zip(x, y, strict=True))
+            for d in _tensors(u, v, f"{path}[{i}]")
+        ]
     if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
-        return _arrays(x.detach().float().numpy() if x.dtype == torch.bfloat16 else x.detach().numpy(),
-                       y.detach().float().numpy() if y.dtype == torch.bfloat16 else y.detach().numpy(), path)
+        return _arrays(
+            x.detach().float().numpy() if x.dtype == torch.bfloat16 else x.detach().numpy(),
+            y.detach().float().numpy() if y.dtype == torch.bfloat16 else y.detach().numpy(),
+            path,
+        )
     return values_diff(x, y, path)
 
 
@@ -134,8 +167,12 @@ def describe(name: str, a: bytes, b: bytes, ignore: frozenset[str] = frozenset()
     if a == b:
         return []
     suffix = Path(name).suffix
-    readers = {".json": lambda: _json(a, b, ignore), ".parquet": lambda: _frame(a, b),
-               ".npz": lambda: _npz(a, b), ".pt": lambda: _torch(a, b)}
+    readers = {
+        ".json": lambda: _json(a, b, ignore),
+        ".parquet": lambda: _frame(a, b),
+        ".npz": lambda: _npz(a, b),
+        ".pt": lambda: _torch(a, b),
+    }
     try:
         if suffix in readers:
             diffs = readers[suffix]()
@@ -146,7 +183,9 @@ def describe(name: str, a: bytes, b: bytes, ignore: frozenset[str] = frozenset()
     except Exception as exc:  # an unreadable version is itself the difference
         diffs = [f"cannot compare contents ({type(exc).__name__}: {exc})"]
     if diffs is None:
-        first = next((i for i, (u, v) in enumerate(zip(a, b, strict=False)) if u != v), min(len(a), len(b)))
+        first = next(
+            (i for i, (u, v) in enumerate(zip(a, b, strict=False)) if u != v), min(len(a), len(b))
+        )
         diffs = [f"{len(a)} bytes → {len(b)} bytes, first difference at byte {first}"]
     if len(diffs) > MAX_ITEMS:
         diffs = [*diffs[:MAX_ITEMS], f"… and {len(diffs) - MAX_ITEMS} more"]

@@ -36,7 +36,7 @@ TIMINGS = frozenset({"seconds", "train_seconds"})
 class RerunResult:
     run: Run
     scratch: str
-    identical: list[str] = field(default_factory=list)     # byte-identical outputs
+    identical: list[str] = field(default_factory=list)  # byte-identical outputs
     same_content: list[str] = field(default_factory=list)  # same content, other bytes (timings)
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -71,7 +71,9 @@ def command(run: Run, device: str) -> list[str]:
         return [run.stage, str(m["dataset"])]
     if run.stage in MODEL_STAGES:
         parts = PurePosixPath(run.path).parts
-        if run.stage == "train" and "sweep-runs" in parts:  # results/sweep-runs/<ds>/<model>/<point>/seed-<s>/
+        if (
+            run.stage == "train" and "sweep-runs" in parts
+        ):  # results/sweep-runs/<ds>/<model>/<point>/seed-<s>/
             cmd = ["sweep", str(m["dataset"]), parts[-3], str(m["seed"])]
         else:
             cmd = [run.stage, str(m["dataset"]), str(m["model"]), str(m["seed"])]
@@ -80,7 +82,14 @@ def command(run: Run, device: str) -> list[str]:
         return [*cmd, "--threads", str(threads)] if threads else cmd
     if p.get("report") == "metrics":
         return ["report", "metrics", str(p["dataset"]), "--profile", str(p["profile"])]
-    return ["report", "tables", "--profile", str(p["profile"]), "--datasets", *map(str, p["datasets"])]
+    return [
+        "report",
+        "tables",
+        "--profile",
+        str(p["profile"]),
+        "--datasets",
+        *map(str, p["datasets"]),
+    ]
 
 
 def _scratch_outputs(run: Run) -> set[str]:
@@ -107,11 +116,15 @@ def prepare(snap: Snapshot, run: Run, scratch: Path) -> list[str]:
     for path, recorded in run.files("inputs").items():
         f = scratch / path
         if not f.is_file():
-            problems.append(f"input {path} cannot be restored from this commit (missing from the cache: "
-                            "`dvc pull`)")
+            problems.append(
+                f"input {path} cannot be restored from this commit (missing from the cache: "
+                "`dvc pull`)"
+            )
         elif digests(f)[1] != recorded:
-            problems.append(f"input {path} as this commit holds it hashes to sha256 {digests(f)[1][:16]}…, "
-                            f"the run recorded {recorded[:16]}…: the commit does not hold what the run used")
+            problems.append(
+                f"input {path} as this commit holds it hashes to sha256 {digests(f)[1][:16]}…, "
+                f"the run recorded {recorded[:16]}…: the commit does not hold what the run used"
+            )
     return problems
 
 
@@ -126,8 +139,9 @@ def _env(scratch: Path) -> tuple[dict[str, str], str | None]:
     return env, "the commit holds no src/dave_repro: the installed dave_repro ran instead"
 
 
-def rerun_one(snap: Snapshot, run: Run, *, device: str, scratch_root: Path | None,
-              keep: bool) -> RerunResult:
+def rerun_one(
+    snap: Snapshot, run: Run, *, device: str, scratch_root: Path | None, keep: bool
+) -> RerunResult:
     scratch = Path(tempfile.mkdtemp(prefix="dave-audit-", dir=scratch_root))
     res = RerunResult(run, str(scratch))
     try:
@@ -146,18 +160,31 @@ def rerun_one(snap: Snapshot, run: Run, *, device: str, scratch_root: Path | Non
                 env[MIRROR_ENV] = str(run.manifest["data_mirror"])
         recorded_device = (run.manifest.get("environment") or {}).get("device")
         if run.stage in MODEL_STAGES and recorded_device and recorded_device != device:
-            res.notes.append(f"{run.label} ran on {recorded_device}, re-run on {device}: results on different "
-                             "devices need not agree bit for bit")
-        if run.stage in MODEL_STAGES and not (run.manifest.get("environment") or {}).get("torch_threads"):
-            res.notes.append(f"{run.label}: its torch thread count was not recorded; re-run with the default "
-                             "(float sums may then differ in the last bits)")
+            res.notes.append(
+                f"{run.label} ran on {recorded_device}, re-run on {device}: results on different "
+                "devices need not agree bit for bit"
+            )
+        if run.stage in MODEL_STAGES and not (run.manifest.get("environment") or {}).get(
+            "torch_threads"
+        ):
+            res.notes.append(
+                f"{run.label}: its torch thread count was not recorded; re-run with the default "
+                "(float sums may then differ in the last bits)"
+            )
         args = command(run, device)
-        proc = subprocess.run([sys.executable, "-m", "dave_repro.cli", *args], cwd=scratch, env=env,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "dave_repro.cli", *args],
+            cwd=scratch,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             tail = "\n      ".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-            res.failures.append(f"{run.label}: the re-run `dave {' '.join(args)}` failed "
-                                f"(exit {proc.returncode}):\n      {tail}")
+            res.failures.append(
+                f"{run.label}: the re-run `dave {' '.join(args)}` failed "
+                f"(exit {proc.returncode}):\n      {tail}"
+            )
             return res
         compare(snap, run, scratch, res)
         return res
@@ -176,11 +203,15 @@ def compare(snap: Snapshot, run: Run, scratch: Path, res: RerunResult) -> None:
         why = values_diff(run.manifest.get("params"), new.get("params"), "params")
         why += values_diff(run.manifest.get("inputs"), new.get("inputs"), "inputs")
         if run.manifest.get("code_sha256") != new.get("code_sha256"):
-            why.append("code hash differs (the commit's source is not the code that made the result)")
+            why.append(
+                "code hash differs (the commit's source is not the code that made the result)"
+            )
         if fingerprint_of(run.manifest) != run.manifest.get("fingerprint"):
             why.append("the recorded manifest does not recompute its own fingerprint")
-        res.failures.append(f"{run.label}: the re-run's fingerprint differs from the recorded one: "
-                            + "; ".join(why or ["(no component differs?)"]))
+        res.failures.append(
+            f"{run.label}: the re-run's fingerprint differs from the recorded one: "
+            + "; ".join(why or ["(no component differs?)"])
+        )
     for path, recorded in run.files("outputs").items():
         f = scratch / path
         if not f.is_file():
@@ -191,10 +222,14 @@ def compare(snap: Snapshot, run: Run, scratch: Path, res: RerunResult) -> None:
             continue
         old = snap.read(path)
         if old is None:
-            res.failures.append(f"{path}: re-run sha256 {digests(f)[1][:16]}… differs from the recorded "
-                                f"{recorded[:16]}…, and the recorded copy is not available to compare")
+            res.failures.append(
+                f"{path}: re-run sha256 {digests(f)[1][:16]}… differs from the recorded "
+                f"{recorded[:16]}…, and the recorded copy is not available to compare"
+            )
             continue
-        diffs = describe(path, old, f.read_bytes(), TIMINGS if run.stage == "train" else frozenset())
+        diffs = describe(
+            path, old, f.read_bytes(), TIMINGS if run.stage == "train" else frozenset()
+        )
         if run.stage in DATA_STAGES:
             detail = "; ".join(diffs) if diffs else "same content, different bytes"
             res.failures.append(f"{path}: not byte-identical to the recorded output: {detail}")

@@ -55,7 +55,9 @@ def dir_md5(entries: dict[str, str]) -> str:
 def git(root: Path, *args: str, data: bool = False) -> Any:
     proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=False)
     if proc.returncode != 0:
-        raise AuditInputError(f"git {' '.join(args)}: {proc.stderr.decode(errors='replace').strip()}")
+        raise AuditInputError(
+            f"git {' '.join(args)}: {proc.stderr.decode(errors='replace').strip()}"
+        )
     return proc.stdout if data else proc.stdout.decode()
 
 
@@ -88,8 +90,11 @@ class GitCommit:
 
     def read(self, path: str) -> bytes:
         if self._batch is None:
-            self._batch = subprocess.Popen(["git", "-C", str(self.root), "cat-file", "--batch"],
-                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self._batch = subprocess.Popen(
+                ["git", "-C", str(self.root), "cat-file", "--batch"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
         assert self._batch.stdin and self._batch.stdout
         self._batch.stdin.write(self.blobs[path].encode() + b"\n")
         self._batch.stdin.flush()
@@ -103,8 +108,10 @@ class GitCommit:
         """The commit's tree as plain files (``git archive``; no checkout, no worktree)."""
         import tarfile
 
-        proc = subprocess.Popen(["git", "-C", str(self.root), "archive", "--format=tar", self.sha],
-                                stdout=subprocess.PIPE)
+        proc = subprocess.Popen(
+            ["git", "-C", str(self.root), "archive", "--format=tar", self.sha],
+            stdout=subprocess.PIPE,
+        )
         assert proc.stdout
         with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
             tar.extractall(dest, filter="data")
@@ -138,11 +145,11 @@ class Artifact:
     path: str
     md5: str
     stage: str
-    out: str                       # the dvc.lock output it belongs to (a file or a directory)
-    cached: bool                   # in the DVC cache; otherwise git tracks it (``cache: false``)
-    source: str | None = None      # where verified bytes were found: cache, git or workspace
-    sha256: str | None = None      # of those bytes
-    location: Path | None = None   # cache object or workspace file holding them
+    out: str  # the dvc.lock output it belongs to (a file or a directory)
+    cached: bool  # in the DVC cache; otherwise git tracks it (``cache: false``)
+    source: str | None = None  # where verified bytes were found: cache, git or workspace
+    sha256: str | None = None  # of those bytes
+    location: Path | None = None  # cache object or workspace file holding them
     problems: list[str] = field(default_factory=list)
 
 
@@ -157,15 +164,17 @@ class Snapshot:
         head = git(self.root, "rev-parse", "HEAD").strip()
         self.checked_out = head == self.sha  # only then does the working tree belong to the commit
         if not self.commit.has("dvc.lock"):
-            raise AuditInputError(f"commit {self.sha[:12]} has no dvc.lock: no pipeline results were "
-                                  "committed there (run `dvc repro`, then commit dvc.lock)")
+            raise AuditInputError(
+                f"commit {self.sha[:12]} has no dvc.lock: no pipeline results were "
+                "committed there (run `dvc repro`, then commit dvc.lock)"
+            )
         try:
             self.lock = yaml.safe_load(self.commit.read("dvc.lock")) or {}
         except yaml.YAMLError as exc:
             raise AuditInputError(f"dvc.lock of {self.sha[:12]} is not valid YAML: {exc}") from None
         self.stages: dict[str, dict[str, Any]] = self.lock.get("stages", {}) or {}
         self.artifacts: dict[str, Artifact] = {}
-        self.out_md5: dict[str, str] = {}   # every dvc.lock output (file or dir) -> its md5
+        self.out_md5: dict[str, str] = {}  # every dvc.lock output (file or dir) -> its md5
         self.notes: list[str] = []
         self.problems: list[tuple[str, str]] = []  # (path, why): found while expanding outputs
         self._expand()
@@ -183,7 +192,9 @@ class Snapshot:
             for out in entry.get("outs", []) or []:
                 path, md5 = out["path"], out.get("md5")
                 if md5 is None:
-                    self.notes.append(f"{stage}: output {path} has no md5 in dvc.lock (not audited)")
+                    self.notes.append(
+                        f"{stage}: output {path} has no md5 in dvc.lock (not audited)"
+                    )
                     continue
                 self.out_md5[path] = md5
                 if not md5.endswith(".dir"):
@@ -191,15 +202,30 @@ class Snapshot:
                     continue
                 listing = self._dir_listing(path, md5)
                 if listing is None:
-                    self._add(Artifact(path, md5, stage, path, cached=True, problems=[
-                        f"directory listing {md5} is not in the DVC cache ({self.cache}) nor in the "
-                        "commit: run `dvc pull` (for a commit not checked out: `dvc fetch --all-commits`)"]))
+                    self._add(
+                        Artifact(
+                            path,
+                            md5,
+                            stage,
+                            path,
+                            cached=True,
+                            problems=[
+                                f"directory listing {md5} is not in the DVC cache ({self.cache}) nor in the "
+                                "commit: run `dvc pull` (for a commit not checked out: `dvc fetch --all-commits`)"
+                            ],
+                        )
+                    )
                     continue
                 entries, cached = listing
                 if not cached and dir_md5(entries) != md5:
                     where = "committed" if self.commit.files_under(path) else "working-tree"
-                    self.problems.append((path, f"the {where} directory hashes to {dir_md5(entries)}, "
-                                                f"dvc.lock records {md5}: files were added, removed or changed"))
+                    self.problems.append(
+                        (
+                            path,
+                            f"the {where} directory hashes to {dir_md5(entries)}, "
+                            f"dvc.lock records {md5}: files were added, removed or changed",
+                        )
+                    )
                 for rel, fmd5 in entries.items():
                     self._add(Artifact(f"{path}/{rel}", fmd5, stage, path, cached=cached))
 
@@ -215,7 +241,7 @@ class Snapshot:
                 self.notes.append(f"{path}: the DVC cache's directory listing {obj} is unreadable")
         tracked = self.commit.files_under(path)
         if tracked:  # a `cache: false` directory: git holds its files
-            return {p[len(path) + 1:]: digests(self.commit.read(p))[0] for p in tracked}, False
+            return {p[len(path) + 1 :]: digests(self.commit.read(p))[0] for p in tracked}, False
         if self.checked_out and (self.root / path).is_dir():
             files = sorted(p for p in (self.root / path).rglob("*") if p.is_file())
             return {p.relative_to(self.root / path).as_posix(): digests(p)[0] for p in files}, False
@@ -258,7 +284,7 @@ class Snapshot:
         pre = directory.rstrip("/") + "/"
         seen = set()
         for p in [*self.artifacts, *self.commit.blobs]:
-            if p.startswith(pre) and "/" not in p[len(pre):] and p not in seen:
+            if p.startswith(pre) and "/" not in p[len(pre) :] and p not in seen:
                 seen.add(p)
                 yield p
 

@@ -67,17 +67,22 @@ def _verify_one(snap: Snapshot, art: Artifact, found: Findings) -> None:
         copies.append(("workspace", ws))
     if not copies:
         where = "the DVC cache" if art.cached else "the commit"
-        found.fail(art.path, f"missing: not in {where} (md5 {art.md5}); run `dvc pull` (for a commit "
-                             "not checked out: `dvc fetch --all-commits`) to get it from the remote")
+        found.fail(
+            art.path,
+            f"missing: not in {where} (md5 {art.md5}); run `dvc pull` (for a commit "
+            "not checked out: `dvc fetch --all-commits`) to get it from the remote",
+        )
         return
     for kind, location in copies:
         md5, sha = digests(snap.commit.read(art.path) if kind == "git" else location)
         if md5 != art.md5:
-            what = {"cache": f"DVC cache object {location} is corrupted",
-                    "git": "the committed file differs from what dvc.lock records",
-                    "workspace": "the working-tree copy differs from what the commit recorded "
-                                 f"(modified or re-run since; `{'dvc' if art.cached else 'git'} "
-                                 "checkout` restores it)"}[kind]
+            what = {
+                "cache": f"DVC cache object {location} is corrupted",
+                "git": "the committed file differs from what dvc.lock records",
+                "workspace": "the working-tree copy differs from what the commit recorded "
+                f"(modified or re-run since; `{'dvc' if art.cached else 'git'} "
+                "checkout` restores it)",
+            }[kind]
             found.fail(art.path, f"{what}: md5 {md5}, dvc.lock records {art.md5}")
         elif art.source is None:
             art.source, art.sha256, art.location = kind, sha, location
@@ -105,9 +110,9 @@ def _md5_at_commit(snap: Snapshot, path: str) -> str | None:
     if snap.commit.has(path):
         return digests(snap.commit.read(path))[0]
     pre = path + "/"
-    entries = {p[len(pre):]: a.md5 for p, a in snap.artifacts.items() if p.startswith(pre)}
+    entries = {p[len(pre) :]: a.md5 for p, a in snap.artifacts.items() if p.startswith(pre)}
     for p in snap.commit.files_under(path):
-        entries.setdefault(p[len(pre):], digests(snap.commit.read(p))[0])
+        entries.setdefault(p[len(pre) :], digests(snap.commit.read(p))[0])
     return dir_md5(entries) if entries else None
 
 
@@ -121,19 +126,25 @@ def verify_lock(snap: Snapshot, found: Findings) -> None:
             for key, recorded in (values or {}).items():
                 present, now = _lookup(params, key)
                 if not present or now != recorded:
-                    found.fail(f"dvc.lock stage {stage}",
-                               f"params.yaml's {key} is {now!r} in this commit, but the stage's outputs "
-                               f"were made with {recorded!r}: the committed results are stale (`dvc repro`)")
+                    found.fail(
+                        f"dvc.lock stage {stage}",
+                        f"params.yaml's {key} is {now!r} in this commit, but the stage's outputs "
+                        f"were made with {recorded!r}: the committed results are stale (`dvc repro`)",
+                    )
         for dep in entry.get("deps") or []:
             path, md5 = dep["path"], dep.get("md5")
             now = _md5_at_commit(snap, path)
             if now is None:
-                found.notes.append(f"{stage}: dependency {path} is neither committed nor an output "
-                                   "of the pipeline; not verifiable")
+                found.notes.append(
+                    f"{stage}: dependency {path} is neither committed nor an output "
+                    "of the pipeline; not verifiable"
+                )
             elif now != md5:
-                found.fail(f"dvc.lock stage {stage}",
-                           f"depends on {path} as md5 {md5}, but the commit holds {now}: its outputs "
-                           "were made from something else than this commit (stale; `dvc repro`)")
+                found.fail(
+                    f"dvc.lock stage {stage}",
+                    f"depends on {path} as md5 {md5}, but the commit holds {now}: its outputs "
+                    "were made from something else than this commit (stale; `dvc repro`)",
+                )
 
 
 # -- 3. manifests ------------------------------------------------------------------------------
@@ -157,7 +168,11 @@ class Run:
         if m.get("stage") == "report":
             what = m.get("report") or m.get("params", {}).get("report", "")
             return f"report {what} {m.get('dataset', '')}".rstrip()
-        parts = [str(m[k]) if k != "seed" else f"seed-{m[k]}" for k in ("dataset", "model", "seed") if k in m]
+        parts = [
+            str(m[k]) if k != "seed" else f"seed-{m[k]}"
+            for k in ("dataset", "model", "seed")
+            if k in m
+        ]
         return f"{self.stage} {'/'.join(parts)}".rstrip()
 
     def files(self, key: str) -> dict[str, str]:
@@ -180,7 +195,10 @@ def load_runs(snap: Snapshot, found: Findings) -> list[Run]:
             found.notes.append(f"{path}: not a stage manifest; skipped")
             continue
         runs.append(Run(len(runs) + 1, path, m))
-    order = {s: i for i, s in enumerate(("download", "preprocess", "split", "train", "evaluate", "report"))}
+    order = {
+        s: i
+        for i, s in enumerate(("download", "preprocess", "split", "train", "evaluate", "report"))
+    }
     runs.sort(key=lambda r: (order.get(r.stage, 99), r.path))
     for i, r in enumerate(runs, 1):
         r.id = i
@@ -189,13 +207,15 @@ def load_runs(snap: Snapshot, found: Findings) -> list[Run]:
 
 def commit_code_hash(snap: Snapshot, stage: str, family: str | None) -> str | None:
     """The code hash a stage would record if run from the commit's source (None: no source)."""
-    files = {p[len(PACKAGE) + 1:]: p for p in snap.commit.files_under(PACKAGE)}
+    files = {p[len(PACKAGE) + 1 :]: p for p in snap.commit.files_under(PACKAGE)}
     if not files:
         return None
     stage_code, own, shared = STAGE_CODE, OWN_FAMILIES, BASELINE_SHARED
     if "provenance.py" in files:  # the commit's own list of what each stage hashes
-        consts = _literals(snap.commit.read(files["provenance.py"]),
-                           ("STAGE_CODE", "OWN_FAMILIES", "BASELINE_SHARED"))
+        consts = _literals(
+            snap.commit.read(files["provenance.py"]),
+            ("STAGE_CODE", "OWN_FAMILIES", "BASELINE_SHARED"),
+        )
         stage_code = consts.get("STAGE_CODE", stage_code)
         own, shared = consts.get("OWN_FAMILIES", own), consts.get("BASELINE_SHARED", shared)
     if stage not in stage_code:
@@ -210,7 +230,11 @@ def commit_code_hash(snap: Snapshot, stage: str, family: str | None) -> str | No
         if part in files:
             chosen.add(part)
         else:
-            chosen.update(rel for rel in files if rel.startswith(part.rstrip("/") + "/") and rel.endswith(".py"))
+            chosen.update(
+                rel
+                for rel in files
+                if rel.startswith(part.rstrip("/") + "/") and rel.endswith(".py")
+            )
     return hash_sources({rel: snap.commit.read(files[rel]) for rel in chosen})
 
 
@@ -221,8 +245,13 @@ def _literals(source: bytes, names: tuple[str, ...]) -> dict[str, Any]:
     except SyntaxError:
         return found
     for node in tree.body:
-        target = node.target if isinstance(node, ast.AnnAssign) else (
-            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        target = (
+            node.target
+            if isinstance(node, ast.AnnAssign)
+            else (
+                node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+            )
+        )
         if isinstance(target, ast.Name) and target.id in names and node.value is not None:
             with contextlib.suppress(ValueError):  # not a literal: keep the current value
                 found[target.id] = ast.literal_eval(node.value)
@@ -230,8 +259,16 @@ def _literals(source: bytes, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def fingerprint_of(m: dict[str, Any]) -> str:
-    return sha256_bytes(canonical({"stage": m.get("stage"), "params": m.get("params"),
-                                   "inputs": m.get("inputs"), "code": m.get("code_sha256")}).encode())
+    return sha256_bytes(
+        canonical(
+            {
+                "stage": m.get("stage"),
+                "params": m.get("params"),
+                "inputs": m.get("inputs"),
+                "code": m.get("code_sha256"),
+            }
+        ).encode()
+    )
 
 
 def verify_runs(snap: Snapshot, runs: list[Run], found: Findings) -> None:
@@ -239,35 +276,53 @@ def verify_runs(snap: Snapshot, runs: list[Run], found: Findings) -> None:
     for run in runs:
         m = run.manifest
         if fingerprint_of(m) != m.get("fingerprint"):
-            found.fail(run.path, "the fingerprint does not recompute from the manifest's own params, "
-                                 "inputs and code hash (the manifest was edited)")
+            found.fail(
+                run.path,
+                "the fingerprint does not recompute from the manifest's own params, "
+                "inputs and code hash (the manifest was edited)",
+            )
         for key, kind in (("inputs", "input"), ("outputs", "output"), ("byproducts", "by-product")):
             for path, recorded in run.files(key).items():
                 now = snap.sha256(path)
                 if now is None:
                     if path in snap.artifacts:
                         continue  # missing or corrupt: reported with the artifact
-                    found.fail(run.path, f"{kind} {path} is not among the commit's artifacts "
-                                         "(not tracked by dvc.lock nor committed)")
+                    found.fail(
+                        run.path,
+                        f"{kind} {path} is not among the commit's artifacts "
+                        "(not tracked by dvc.lock nor committed)",
+                    )
                 elif now != recorded:
-                    found.fail(run.path, f"{kind} {path} hashes to sha256 {now[:16]}… in this commit, "
-                                         f"the {run.stage} run recorded {recorded[:16]}… (stale or replaced)")
-        family = (m.get("params") or {}).get("family") if run.stage in ("train", "evaluate") else None
+                    found.fail(
+                        run.path,
+                        f"{kind} {path} hashes to sha256 {now[:16]}… in this commit, "
+                        f"the {run.stage} run recorded {recorded[:16]}… (stale or replaced)",
+                    )
+        family = (
+            (m.get("params") or {}).get("family") if run.stage in ("train", "evaluate") else None
+        )
         key = (run.stage, family)
         if key not in code_cache:
             code_cache[key] = commit_code_hash(snap, run.stage, family)
         expected = code_cache[key]
         if expected is None:
-            found.notes.append(f"{run.path}: code hash not checked (the commit has no {PACKAGE} source "
-                               f"for stage {run.stage})")
+            found.notes.append(
+                f"{run.path}: code hash not checked (the commit has no {PACKAGE} source "
+                f"for stage {run.stage})"
+            )
         elif expected != m.get("code_sha256"):
-            found.fail(run.path, f"made by other code than this commit's (code hash "
-                                 f"{str(m.get('code_sha256'))[:12]}…, the commit's source hashes to "
-                                 f"{expected[:12]}…): re-run the stage")
+            found.fail(
+                run.path,
+                f"made by other code than this commit's (code hash "
+                f"{str(m.get('code_sha256'))[:12]}…, the commit's source hashes to "
+                f"{expected[:12]}…): re-run the stage",
+            )
     dirty = [str(r.id) for r in runs if (r.manifest.get("git") or {}).get("dirty")]
     if dirty:
-        found.notes.append(f"{len(dirty)} stage run(s) ran in a working tree with uncommitted changes "
-                           f"(normal for `dvc repro` before the commit): [{'], ['.join(dirty)}]")
+        found.notes.append(
+            f"{len(dirty)} stage run(s) ran in a working tree with uncommitted changes "
+            f"(normal for `dvc repro` before the commit): [{'], ['.join(dirty)}]"
+        )
 
 
 def producers(runs: list[Run]) -> dict[str, Run]:

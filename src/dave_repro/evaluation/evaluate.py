@@ -15,8 +15,9 @@ from .metrics import metrics_from_ranks
 from .ranking import full_ranks, sampled_ranks
 
 
-def load_trained(job: dict[str, Any], split: Split, path: Path, fingerprint: str,
-                 device: torch.device) -> Recommender:
+def load_trained(
+    job: dict[str, Any], split: Split, path: Path, fingerprint: str, device: torch.device
+) -> Recommender:
     state = checkpoint.load(path, fingerprint, map_location=device)
     model = build(job["family"], split.n_users, split.n_items, job["model_params"]).to(device)
     model.load_state_dict(state["model"])
@@ -25,7 +26,9 @@ def load_trained(job: dict[str, Any], split: Split, path: Path, fingerprint: str
     return model
 
 
-def evaluate_model(model: Recommender, split: Split, part: str, ev: dict[str, Any]) -> dict[str, Any]:
+def evaluate_model(
+    model: Recommender, split: Split, part: str, ev: dict[str, Any]
+) -> dict[str, Any]:
     model.eval()
     out: dict[str, Any] = {}
     rs = sampled_ranks(model, split, part)

@@ -21,20 +21,27 @@ def _check_finite(scores: torch.Tensor, what: str) -> None:
 
 
 @torch.no_grad()
-def sampled_ranks(model: Recommender, split: Split, part: str, user_batch: int = 1024,
-                  users: np.ndarray | None = None) -> np.ndarray:
+def sampled_ranks(
+    model: Recommender,
+    split: Split,
+    part: str,
+    user_batch: int = 1024,
+    users: np.ndarray | None = None,
+) -> np.ndarray:
     """Rank (1..100) of each user's held-out item among it and its 99 fixed negatives."""
     heldout, negatives = split.heldout(part)
     users = np.arange(split.n_users) if users is None else users
     dev = model.device
     out = np.empty(users.size, dtype=np.int32)
     for s in range(0, users.size, user_batch):
-        u = users[s:s + user_batch]
+        u = users[s : s + user_batch]
         cand = np.concatenate([heldout[u, None], negatives[u]], axis=1)
-        scores = model.score_candidates(torch.as_tensor(u, device=dev), torch.as_tensor(cand, device=dev)).float()
+        scores = model.score_candidates(
+            torch.as_tensor(u, device=dev), torch.as_tensor(cand, device=dev)
+        ).float()
         _check_finite(scores, f"{part} scoring")
         pos = scores[:, :1]
-        out[s:s + u.size] = (1 + (scores[:, 1:] >= pos).sum(dim=1)).cpu().numpy()
+        out[s : s + u.size] = (1 + (scores[:, 1:] >= pos).sum(dim=1)).cpu().numpy()
     return out
 
 

@@ -46,8 +46,9 @@ class ACAE(UserRowModel):
             self._opt = torch.optim.Adam(self.parameters(), lr=self.params["lr"])
         return {"acae": self._opt}
 
-    def logits(self, rows: torch.Tensor, users: torch.Tensor,
-               delta: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def logits(
+        self, rows: torch.Tensor, users: torch.Tensor, delta: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """The CAE's output logits, with the perturbations ``delta`` (by position) added."""
         d = delta or {}
         w1 = self.w1 + d["encoder"] if "encoder" in d else self.w1
@@ -58,8 +59,9 @@ class ACAE(UserRowModel):
         w2 = self.w2 + d["decoder"] if "decoder" in d else self.w2
         return h @ w2 + self.b2
 
-    def loss(self, rows: torch.Tensor, users: torch.Tensor,
-             delta: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def loss(
+        self, rows: torch.Tensor, users: torch.Tensor, delta: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """L: logistic loss summed over the row's entries, mean over the batch."""
         z = self.logits(rows, users, delta)
         return F.binary_cross_entropy_with_logits(z, rows, reduction="none").sum(dim=1).mean()
@@ -70,13 +72,22 @@ class ACAE(UserRowModel):
         if not coef:
             return {}
         k = self.params["hidden"]
-        shapes = {"encoder": self.w1.shape, "user": (users.numel(), k), "hidden": (users.numel(), k),
-                  "decoder": self.w2.shape}
-        zeros = {pos: torch.zeros(shapes[pos], device=rows.device, requires_grad=True) for pos in coef}
+        shapes = {
+            "encoder": self.w1.shape,
+            "user": (users.numel(), k),
+            "hidden": (users.numel(), k),
+            "decoder": self.w2.shape,
+        }
+        zeros = {
+            pos: torch.zeros(shapes[pos], device=rows.device, requires_grad=True) for pos in coef
+        }
         with torch.enable_grad():
             grads = torch.autograd.grad(self.loss(rows, users, zeros), list(zeros.values()))
         eps = self.params["eps"]
-        return {pos: fgsm(g, eps * coef[pos], per_row=False) for pos, g in zip(zeros, grads, strict=True)}
+        return {
+            pos: fgsm(g, eps * coef[pos], per_row=False)
+            for pos, g in zip(zeros, grads, strict=True)
+        }
 
     def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, float]:
         opt = self.optimizers()["acae"]

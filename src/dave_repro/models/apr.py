@@ -44,8 +44,9 @@ class APR(Recommender):
             p = self.params
 
             def adagrad() -> torch.optim.Optimizer:  # TensorFlow's Adagrad starts its sums at 0.1
-                return torch.optim.Adagrad([self.user_emb, self.item_emb], lr=p["lr"],
-                                           initial_accumulator_value=0.1)
+                return torch.optim.Adagrad(
+                    [self.user_emb, self.item_emb], lr=p["lr"], initial_accumulator_value=0.1
+                )
 
             self._opts = {"apr": adagrad()}
             if p["pretrain_passes"] > 0:
@@ -55,16 +56,22 @@ class APR(Recommender):
     def on_epoch_start(self, epoch: int) -> None:
         self._adversarial = self.params["pretrain_passes"] == 0 or epoch >= 1
 
-    def batches(self, train: sp.csr_matrix, epoch_rng: np.random.Generator,
-                max_pairs: int | None) -> Iterator[TripleBatch]:
+    def batches(
+        self, train: sp.csr_matrix, epoch_rng: np.random.Generator, max_pairs: int | None
+    ) -> Iterator[TripleBatch]:
         p = self.params
         passes = p["epoch_passes"] if self._adversarial else p["pretrain_passes"]
         for _ in range(passes):
             yield from triple_batches(train, p["batch_size"], epoch_rng, max_pairs, self.device)
 
     # -- the model ---------------------------------------------------------------------------
-    def bpr_loss(self, batch: TripleBatch, p_u: torch.Tensor, q: torch.Tensor,
-                 item_index: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def bpr_loss(
+        self,
+        batch: TripleBatch,
+        p_u: torch.Tensor,
+        q: torch.Tensor,
+        item_index: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
         """Σ softplus(−(p_u·q_i − p_u·q_j)) with ``q`` the rows of the batch's distinct items."""
         qi, qj = q[item_index[0]], q[item_index[1]]
         return F.softplus(-((p_u * qi).sum(-1) - (p_u * qj).sum(-1))).sum()
@@ -79,8 +86,14 @@ class APR(Recommender):
         loss = self.bpr_loss(batch, p[u_inv], q, (i_inv[:n], i_inv[n:]))
         g_p, g_q = torch.autograd.grad(loss, [p, q])
         eps = self.params["eps"]
-        return {"users": users, "u_inv": u_inv, "items": items, "i_inv": i_inv,
-                "delta_user": fgsm(g_p, eps, per_row=True), "delta_item": fgsm(g_q, eps, per_row=True)}
+        return {
+            "users": users,
+            "u_inv": u_inv,
+            "items": items,
+            "i_inv": i_inv,
+            "delta_user": fgsm(g_p, eps, per_row=True),
+            "delta_item": fgsm(g_q, eps, per_row=True),
+        }
 
     def train_step(self, batch: TripleBatch, generator: torch.Generator) -> dict[str, float]:
         opts, prm = self.optimizers(), self.params
@@ -90,17 +103,26 @@ class APR(Recommender):
             p, q = self.user_emb[adv["users"]], self.item_emb[adv["items"]]
             index = (adv["i_inv"][:n], adv["i_inv"][n:])
             loss_clean = self.bpr_loss(batch, p[adv["u_inv"]], q, index)
-            loss_adv = self.bpr_loss(batch, (p + adv["delta_user"])[adv["u_inv"]], q + adv["delta_item"], index)
+            loss_adv = self.bpr_loss(
+                batch, (p + adv["delta_user"])[adv["u_inv"]], q + adv["delta_item"], index
+            )
             loss = loss_clean + prm["reg_adv"] * loss_adv
             opt = opts["apr"]
-            logs = {"loss_bpr": float(loss_clean.detach()) / n, "loss_adversarial": float(loss_adv.detach()) / n}
+            logs = {
+                "loss_bpr": float(loss_clean.detach()) / n,
+                "loss_adversarial": float(loss_adv.detach()) / n,
+            }
         else:
             items, i_inv = torch.unique(torch.cat([batch.pos, batch.neg]), return_inverse=True)
-            loss = self.bpr_loss(batch, self.user_emb[batch.users], self.item_emb[items], (i_inv[:n], i_inv[n:]))
+            loss = self.bpr_loss(
+                batch, self.user_emb[batch.users], self.item_emb[items], (i_inv[:n], i_inv[n:])
+            )
             opt, logs = opts["bpr"], {}
         if prm["reg"] > 0:
-            loss = loss + prm["reg"] * (self.user_emb[batch.users].pow(2).sum()
-                                        + self.item_emb[torch.cat([batch.pos, batch.neg])].pow(2).sum())
+            loss = loss + prm["reg"] * (
+                self.user_emb[batch.users].pow(2).sum()
+                + self.item_emb[torch.cat([batch.pos, batch.neg])].pow(2).sum()
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

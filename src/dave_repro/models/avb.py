@@ -48,8 +48,12 @@ class AVB(UserRowModel):
             p = self.params
             betas = (p["beta1"], 0.999)
             vae = [*self.encoder.parameters(), *self.decoder.parameters()]
-            self._opts = {"vae": torch.optim.Adam(vae, lr=p["lr"], betas=betas),
-                          "critic": torch.optim.Adam(self.critic.parameters(), lr=p["critic_lr"], betas=betas)}
+            self._opts = {
+                "vae": torch.optim.Adam(vae, lr=p["lr"], betas=betas),
+                "critic": torch.optim.Adam(
+                    self.critic.parameters(), lr=p["critic_lr"], betas=betas
+                ),
+            }
         return self._opts
 
     def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, float]:
@@ -69,10 +73,16 @@ class AVB(UserRowModel):
         opts["vae"].zero_grad(set_to_none=True)
         loss.backward()
         opts["vae"].step()
-        return {"loss": float(loss.detach()), "loss_reconstruction": float(nll.mean().detach()),
-                "loss_kl_estimate": float(t.mean().detach()), "loss_critic": float(t_loss.detach())}
+        return {
+            "loss": float(loss.detach()),
+            "loss_reconstruction": float(nll.mean().detach()),
+            "loss_kl_estimate": float(t.mean().detach()),
+            "loss_critic": float(t_loss.detach()),
+        }
 
     @torch.no_grad()
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         sparse = self.user_rows.rows(users)  # type: ignore[union-attr]
-        return self.decoder(self.encoder(sparse, self.encoder.noise(users.numel(), None, users.device)))
+        return self.decoder(
+            self.encoder(sparse, self.encoder.noise(users.numel(), None, users.device))
+        )

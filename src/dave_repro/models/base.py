@@ -31,8 +31,12 @@ class Recommender(nn.Module):
         self.item_rows: CSRStore | None = None
 
     # -- data --------------------------------------------------------------------------------
-    def set_inputs(self, train: sp.csr_matrix, device: torch.device | None = None,
-                   item_vectors: sp.csr_matrix | None = None) -> None:
+    def set_inputs(
+        self,
+        train: sp.csr_matrix,
+        device: torch.device | None = None,
+        item_vectors: sp.csr_matrix | None = None,
+    ) -> None:
         """The interaction vectors the model reads: users' rows and items' columns of ``train``.
 
         ``item_vectors`` (items × users) replaces the items' columns; the noise study (P§4)
@@ -56,8 +60,9 @@ class Recommender(nn.Module):
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for schedules that depend on the epoch (pre-training phases, alternating updates)."""
 
-    def batches(self, train: sp.csr_matrix, epoch_rng: np.random.Generator,
-                max_pairs: int | None) -> Iterator[Any]:
+    def batches(
+        self, train: sp.csr_matrix, epoch_rng: np.random.Generator, max_pairs: int | None
+    ) -> Iterator[Any]:
         raise NotImplementedError
 
     def train_step(self, batch: Any, generator: torch.Generator) -> dict[str, float]:

@@ -52,26 +52,43 @@ def users_per_pass(train: sp.csr_matrix, max_pairs: int | None) -> int:
     return max(1, math.ceil(n * max_pairs / train.nnz))
 
 
-def user_batches(n_users: int, batch_size: int, rng: np.random.Generator, device: torch.device,
-                 limit: int | None = None) -> Iterator[torch.Tensor]:
+def user_batches(
+    n_users: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    device: torch.device,
+    limit: int | None = None,
+) -> Iterator[torch.Tensor]:
     """One shuffled pass over the users (or a random ``limit`` of them), in batches of ids."""
     order = rng.permutation(n_users)
     if limit is not None and limit < n_users:
         order = order[:limit]
     ids = torch.from_numpy(order).to(device)
     for s in range(0, ids.numel(), batch_size):
-        yield ids[s:s + batch_size]
+        yield ids[s : s + batch_size]
 
 
-def pair_passes(train: sp.csr_matrix, ratio: int, batch_size: int, rng: np.random.Generator,
-                max_pairs: int | None, device: torch.device, passes: int) -> Iterator[PairBatch]:
+def pair_passes(
+    train: sp.csr_matrix,
+    ratio: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    max_pairs: int | None,
+    device: torch.device,
+    passes: int,
+) -> Iterator[PairBatch]:
     """``passes`` passes of (user, item, label) pairs, negatives redrawn every pass."""
     for _ in range(passes):
         yield from pair_batches(train, ratio, batch_size, rng, max_pairs, device)
 
 
-def triple_batches(train: sp.csr_matrix, batch_size: int, rng: np.random.Generator,
-                   max_pairs: int | None, device: torch.device) -> Iterator[TripleBatch]:
+def triple_batches(
+    train: sp.csr_matrix,
+    batch_size: int,
+    rng: np.random.Generator,
+    max_pairs: int | None,
+    device: torch.device,
+) -> Iterator[TripleBatch]:
     """One pass of BPR triples: every observed pair once, with one unobserved item drawn for it."""
     users, pos = positive_pairs(train)
     if max_pairs is not None and max_pairs < users.size:
@@ -81,7 +98,7 @@ def triple_batches(train: sp.csr_matrix, batch_size: int, rng: np.random.Generat
     perm = rng.permutation(users.size)
     u, i, j = (torch.from_numpy(a[perm]).to(device) for a in (users, pos, neg))
     for s in range(0, u.numel(), batch_size):
-        yield TripleBatch(u[s:s + batch_size], i[s:s + batch_size], j[s:s + batch_size])
+        yield TripleBatch(u[s : s + batch_size], i[s : s + batch_size], j[s : s + batch_size])
 
 
 def dense_rows(store: CSRStore, ids: torch.Tensor) -> torch.Tensor:
@@ -109,8 +126,9 @@ class UserRowModel(Recommender):
             return [("pretrain", pre, p["batch_size"])]
         return [("train", p["epoch_passes"], p["batch_size"])]
 
-    def batches(self, train: sp.csr_matrix, epoch_rng: np.random.Generator,
-                max_pairs: int | None) -> Iterator[UserBatch]:
+    def batches(
+        self, train: sp.csr_matrix, epoch_rng: np.random.Generator, max_pairs: int | None
+    ) -> Iterator[UserBatch]:
         limit = users_per_pass(train, max_pairs)
         for phase, passes, batch_size in self.schedule(self.epoch):
             first = True
@@ -126,7 +144,9 @@ class UserRowModel(Recommender):
 
 
 # -- noise ------------------------------------------------------------------------------------
-def bernoulli(shape: tuple[int, ...], p: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def bernoulli(
+    shape: tuple[int, ...], p: float, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
     """A 0/1 float tensor with P(1) = p, drawn from ``generator``."""
     return (torch.rand(shape, generator=generator, device=device) < p).float()
 
@@ -139,7 +159,9 @@ def dropout(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tens
     return x * keep / (1.0 - p)
 
 
-def sample_unobserved_mask(rows: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+def sample_unobserved_mask(
+    rows: torch.Tensor, share: float, generator: torch.Generator
+) -> torch.Tensor:
     """For each 0/1 row, a 0/1 mask of ``floor(share × #unobserved)`` of its unobserved entries,
     drawn uniformly without replacement (CFGAN's negative sampling for ZR and PM)."""
     unobserved = rows == 0
@@ -229,7 +251,9 @@ class ImplicitEncoder(nn.Module):
         w_sq = self.x_in.weight.pow(2).sum(dim=0)
         return ((1 - h1.pow(2)).pow(2) * w_sq).sum(dim=1)
 
-    def noise(self, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    def noise(
+        self, n: int, generator: torch.Generator | None, device: torch.device
+    ) -> torch.Tensor:
         """ε for ``n`` rows; without a generator, ε = 0 (the noise's mode: a deterministic code)."""
         if generator is None:
             return torch.zeros(n, self.noise_dim, device=device)
@@ -256,7 +280,9 @@ class PairCritic(nn.Module):
         return self.rest(x_features + self.z_in(z)).squeeze(-1)
 
 
-def critic_loss(critic: PairCritic, rows: SparseRows, z_post: torch.Tensor, z_prior: torch.Tensor) -> torch.Tensor:
+def critic_loss(
+    critic: PairCritic, rows: SparseRows, z_post: torch.Tensor, z_prior: torch.Tensor
+) -> torch.Tensor:
     """AVB Eq. 3 to minimise: (x, z ~ q(z|x)) labelled 1, (x, z ~ p(z)) labelled 0; batch mean."""
     fx = critic.features(rows)
     return gan_loss(critic(fx, z_post.detach()), True) + gan_loss(critic(fx, z_prior), False)

@@ -50,7 +50,9 @@ class CDAE(UserRowModel):
         rows = self.rows(batch.users)
         z = self.logits(self.corrupt(rows, generator), batch.users)
         rec = F.binary_cross_entropy_with_logits(z, rows, reduction="none").sum(dim=1).mean()
-        reg = self.params["reg"] * l2([self.encoder.weight, self.decoder.weight, self.user_node.weight])
+        reg = self.params["reg"] * l2(
+            [self.encoder.weight, self.decoder.weight, self.user_node.weight]
+        )
         loss = rec + reg
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -49,22 +49,35 @@ class CFGAN(UserRowModel):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         if self._opts is None:
             p = self.params
-            self._opts = {"generator": torch.optim.Adam(self.generator.parameters(), lr=p["g_lr"]),
-                          "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=p["d_lr"])}
+            self._opts = {
+                "generator": torch.optim.Adam(self.generator.parameters(), lr=p["g_lr"]),
+                "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=p["d_lr"]),
+            }
         return self._opts
 
     def schedule(self, epoch: int) -> list[tuple[str, int, int]]:
         p = self.params
-        one = [("discriminator", p["d_passes"], p["d_batch_size"]), ("generator", p["g_passes"], p["g_batch_size"])]
+        one = [
+            ("discriminator", p["d_passes"], p["d_batch_size"]),
+            ("generator", p["g_passes"], p["g_batch_size"]),
+        ]
         return one * p["epoch_passes"]
 
-    def masks(self, rows: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def masks(
+        self, rows: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(PM mask e_u + k_u, ZR set N_u) for a batch of rows, drawn afresh for each batch."""
         p = self.params
-        pm = rows + (sample_unobserved_mask(rows, p["pm_ratio"], generator) if p["scheme"] in ("ZP", "PM")
-                     else torch.zeros_like(rows))
-        zr = (sample_unobserved_mask(rows, p["zr_ratio"], generator) if p["scheme"] in ("ZP", "ZR")
-              else torch.zeros_like(rows))
+        pm = rows + (
+            sample_unobserved_mask(rows, p["pm_ratio"], generator)
+            if p["scheme"] in ("ZP", "PM")
+            else torch.zeros_like(rows)
+        )
+        zr = (
+            sample_unobserved_mask(rows, p["zr_ratio"], generator)
+            if p["scheme"] in ("ZP", "ZR")
+            else torch.zeros_like(rows)
+        )
         return pm, zr
 
     def discriminate(self, condition: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
@@ -77,8 +90,11 @@ class CFGAN(UserRowModel):
         if batch.phase == "discriminator":
             with torch.no_grad():
                 fake = self.generator(rows) * pm
-            loss = (gan_loss(self.discriminate(rows, rows), True) + gan_loss(self.discriminate(rows, fake), False)
-                    + p["d_reg"] * l2(self.discriminator.parameters()))
+            loss = (
+                gan_loss(self.discriminate(rows, rows), True)
+                + gan_loss(self.discriminate(rows, fake), False)
+                + p["d_reg"] * l2(self.discriminator.parameters())
+            )
             opt = opts["discriminator"]
             logs = {"loss_discriminator": float(loss.detach())}
         else:
@@ -86,9 +102,16 @@ class CFGAN(UserRowModel):
                 out = self.generator(rows)
                 adv = gan_loss(self.discriminate(rows, out * pm), True)
                 zero_rec = (out.pow(2) * zr).sum(dim=1).mean()
-                loss = adv + p["zr_coefficient"] * zero_rec + p["g_reg"] * l2(self.generator.parameters())
+                loss = (
+                    adv
+                    + p["zr_coefficient"] * zero_rec
+                    + p["g_reg"] * l2(self.generator.parameters())
+                )
             opt = opts["generator"]
-            logs = {"loss_generator": float(loss.detach()), "loss_zero_reconstruction": float(zero_rec.detach())}
+            logs = {
+                "loss_generator": float(loss.detach()),
+                "loss_zero_reconstruction": float(zero_rec.detach()),
+            }
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -84,8 +84,10 @@ class CVAEGAN(UserRowModel):
         if self._opts is None:
             p = self.params
             betas = (p["beta1"], 0.999)
-            self._opts = {name: torch.optim.Adam(getattr(self, name).parameters(), lr=p["lr"], betas=betas)
-                          for name in ("encoder", "generator", "discriminator", "classifier")}
+            self._opts = {
+                name: torch.optim.Adam(getattr(self, name).parameters(), lr=p["lr"], betas=betas)
+                for name in ("encoder", "generator", "discriminator", "classifier")
+            }
         return self._opts
 
     def objectives(self, batch: UserBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -94,7 +96,9 @@ class CVAEGAN(UserRowModel):
         sparse = self.user_rows.rows(batch.users)  # type: ignore[union-attr]
         x = sparse.to_dense()
         mu, logvar = self.encoder(sparse)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, device=mu.device)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(
+            mu.shape, generator=generator, device=mu.device
+        )
         z_p = torch.randn(mu.shape, generator=generator, device=mu.device)
         x_f = torch.sigmoid(self.generator(z, batch.users))
         x_p = torch.sigmoid(self.generator(z_p, batch.users))
@@ -125,15 +129,21 @@ class CVAEGAN(UserRowModel):
             "generator": w["generator_pairwise"] * losses["pairwise"]
             + w["mean_matching"] * (losses["mean_d"] + losses["mean_c"]),
         }
-        grads = {name: torch.autograd.grad(obj, list(getattr(self, name).parameters()), retain_graph=True,
-                                           allow_unused=True)
-                 for name, obj in targets.items()}
+        grads = {
+            name: torch.autograd.grad(
+                obj, list(getattr(self, name).parameters()), retain_graph=True, allow_unused=True
+            )
+            for name, obj in targets.items()
+        }
         for name, gs in grads.items():
             for q, g in zip(getattr(self, name).parameters(), gs, strict=True):
                 q.grad = g
             opts[name].step()
         total = sum(targets.values())
-        return {"loss": float(total.detach()), **{f"loss_{k}": float(v.detach()) for k, v in losses.items()}}
+        return {
+            "loss": float(total.detach()),
+            **{f"loss_{k}": float(v.detach()) for k, v in losses.items()},
+        }
 
     @torch.no_grad()
     def score_all(self, users: torch.Tensor) -> torch.Tensor:

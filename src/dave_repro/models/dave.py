@@ -57,8 +57,15 @@ class BatchState:
 class VAE(nn.Module):
     """One side of DAVE: inference network Q (sparse row → μ, log σ²) and decoder G."""
 
-    def __init__(self, dim: int, d: int, enc_hidden: list[int], dec_hidden: list[int],
-                 activation: str, stochastic: bool) -> None:
+    def __init__(
+        self,
+        dim: int,
+        d: int,
+        enc_hidden: list[int],
+        dec_hidden: list[int],
+        activation: str,
+        stochastic: bool,
+    ) -> None:
         super().__init__()
         self.dim, self.d, self.stochastic = dim, d, stochastic
         out = 2 * d if stochastic else d
@@ -66,7 +73,11 @@ class VAE(nn.Module):
         self.enc_in = SparseLinear(dim, widths[0])
         self.enc_rest = mlp(widths, activation) if len(widths) > 1 else nn.Identity()
         self.enc_act = ACTIVATIONS[activation]() if len(widths) > 1 else nn.Identity()
-        self.decoder = mlp([d, *dec_hidden], activation, final_activation=True) if dec_hidden else nn.Identity()
+        self.decoder = (
+            mlp([d, *dec_hidden], activation, final_activation=True)
+            if dec_hidden
+            else nn.Identity()
+        )
         self.dec_out = nn.Linear(dec_hidden[-1] if dec_hidden else d, dim)
 
     def encode(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -79,8 +90,14 @@ class VAE(nn.Module):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.dec_out(self.decoder(x))
 
-    def reconstruction_nll(self, x: torch.Tensor, rows: SparseRows, weight: torch.Tensor,
-                           autocast: bool = False, mean: bool = False) -> torch.Tensor:
+    def reconstruction_nll(
+        self,
+        x: torch.Tensor,
+        rows: SparseRows,
+        weight: torch.Tensor,
+        autocast: bool = False,
+        mean: bool = False,
+    ) -> torch.Tensor:
         """Σ_r weight_r · −log g(row_r | x_r), Bernoulli over all ``dim`` entries of each row.
 
         −log g = Σ_j softplus(z_j) − Σ_{j observed} z_j, so only the observed entries are read
@@ -125,8 +142,9 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
 
 def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
     """−(Eq. 10): prior samples are real (label 1), encoder samples fake (label 0); batch mean."""
-    return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-            + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+    return F.binary_cross_entropy_with_logits(
+        d_real, torch.ones_like(d_real)
+    ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
 
 
 class DAVE(Recommender):
@@ -139,19 +157,31 @@ class DAVE(Recommender):
         self.adversarial = p["regularizer"] == "adversarial"
         self.stochastic = p["stochastic"]
         # A user's interaction vector has one entry per item; an item's, one per user.
-        self.user_vae = VAE(n_items, d, p["encoder_hidden"], p["decoder_hidden"], p["activation"], self.stochastic)
-        self.item_vae = VAE(n_users, d, p["encoder_hidden"], p["decoder_hidden"], p["activation"], self.stochastic)
+        self.user_vae = VAE(
+            n_items, d, p["encoder_hidden"], p["decoder_hidden"], p["activation"], self.stochastic
+        )
+        self.item_vae = VAE(
+            n_users, d, p["encoder_hidden"], p["decoder_hidden"], p["activation"], self.stochastic
+        )
         self.predictor = mlp([d, *p["predictor_hidden"], 1], "relu")  # F (Eq. 15), logits
         if self.adversarial:
             with_input = p["discriminator_input"] == "embedding+input"
-            self.user_d = Discriminator(d, p["discriminator_hidden"], n_items if with_input else None)
-            self.item_d = Discriminator(d, p["discriminator_hidden"], n_users if with_input else None)
+            self.user_d = Discriminator(
+                d, p["discriminator_hidden"], n_items if with_input else None
+            )
+            self.item_d = Discriminator(
+                d, p["discriminator_hidden"], n_users if with_input else None
+            )
         self._opts: dict[str, torch.optim.Optimizer] | None = None
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- parameters and optimisers -------------------------------------------------------
     def generator_parameters(self) -> list[nn.Parameter]:
-        return [*self.user_vae.parameters(), *self.item_vae.parameters(), *self.predictor.parameters()]
+        return [
+            *self.user_vae.parameters(),
+            *self.item_vae.parameters(),
+            *self.predictor.parameters(),
+        ]
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
         return [*self.user_d.parameters(), *self.item_d.parameters()] if self.adversarial else []
@@ -159,30 +189,59 @@ class DAVE(Recommender):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         if self._opts is None:
             p = self.params
-            self._opts = {"joint": torch.optim.Adam(self.generator_parameters(), lr=p["lr"], fused=True,
-                                                    weight_decay=p["weight_decay"])}
+            self._opts = {
+                "joint": torch.optim.Adam(
+                    self.generator_parameters(),
+                    lr=p["lr"],
+                    fused=True,
+                    weight_decay=p["weight_decay"],
+                )
+            }
             if self.adversarial:
-                self._opts["discriminator"] = torch.optim.RMSprop(self.discriminator_parameters(), lr=p["d_lr"])
+                self._opts["discriminator"] = torch.optim.RMSprop(
+                    self.discriminator_parameters(), lr=p["d_lr"]
+                )
         return self._opts
 
     # -- training ------------------------------------------------------------------------
-    def batches(self, train: sp.csr_matrix, epoch_rng: np.random.Generator,
-                max_pairs: int | None) -> Iterator[PairBatch]:
-        return pair_batches(train, self.params["negative_ratio"], self.params["batch_size"],
-                            epoch_rng, max_pairs, self.device)
+    def batches(
+        self, train: sp.csr_matrix, epoch_rng: np.random.Generator, max_pairs: int | None
+    ) -> Iterator[PairBatch]:
+        return pair_batches(
+            train,
+            self.params["negative_ratio"],
+            self.params["batch_size"],
+            epoch_rng,
+            max_pairs,
+            self.device,
+        )
 
-    def _sample(self, mu: torch.Tensor, logvar: torch.Tensor | None, inverse: torch.Tensor | None,
-                generator: torch.Generator, noise: torch.Tensor | None) -> torch.Tensor:
+    def _sample(
+        self,
+        mu: torch.Tensor,
+        logvar: torch.Tensor | None,
+        inverse: torch.Tensor | None,
+        generator: torch.Generator,
+        noise: torch.Tensor | None,
+    ) -> torch.Tensor:
         """x = μ + σ ⊙ ε for each row of ``mu[inverse]`` (or of ``mu``)."""
         m = mu if inverse is None else mu[inverse]
         if not self.stochastic:
             return m
         lv = logvar if inverse is None else logvar[inverse]
-        eps = noise if noise is not None else torch.randn(m.shape, generator=generator, device=m.device)
+        eps = (
+            noise
+            if noise is not None
+            else torch.randn(m.shape, generator=generator, device=m.device)
+        )
         return m + torch.exp(0.5 * lv) * eps
 
-    def encode_batch(self, batch: PairBatch, generator: torch.Generator,
-                     noise: dict[str, torch.Tensor] | None = None) -> BatchState:
+    def encode_batch(
+        self,
+        batch: PairBatch,
+        generator: torch.Generator,
+        noise: dict[str, torch.Tensor] | None = None,
+    ) -> BatchState:
         """Step 4 of Algorithm 1: encode the batch's distinct users and items once."""
         assert self.user_rows is not None and self.item_rows is not None, "call set_inputs first"
         noise = noise or {}
@@ -192,14 +251,27 @@ class DAVE(Recommender):
         mu_u, lv_u = self.user_vae.encode(urows)
         mu_v, lv_v = self.item_vae.encode(vrows)
         return BatchState(
-            batch=batch, urows=urows, vrows=vrows, u_inv=u_inv, v_inv=v_inv,
-            u_count=u_count, v_count=v_count, mu_u=mu_u, lv_u=lv_u, mu_v=mu_v, lv_v=lv_v,
+            batch=batch,
+            urows=urows,
+            vrows=vrows,
+            u_inv=u_inv,
+            v_inv=v_inv,
+            u_count=u_count,
+            v_count=v_count,
+            mu_u=mu_u,
+            lv_u=lv_u,
+            mu_v=mu_v,
+            lv_v=lv_v,
             x_pair=self._sample(mu_u, lv_u, u_inv, generator, noise.get("eps_user_pair")),
             y_pair=self._sample(mu_v, lv_v, v_inv, generator, noise.get("eps_item_pair")),
         )
 
-    def discriminator_objective(self, st: BatchState, generator: torch.Generator,
-                                noise: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def discriminator_objective(
+        self,
+        st: BatchState,
+        generator: torch.Generator,
+        noise: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """−(Eq. 10) − (Eq. 13): prior samples real, the batch's encoder samples fake."""
         noise = noise or {}
         fu, fv = self.user_d.input_features(st.urows), self.item_d.input_features(st.vrows)
@@ -207,11 +279,16 @@ class DAVE(Recommender):
         fv = None if fv is None else fv.detach()[st.v_inv]
         prior_u = _noise(noise, "prior_user", st.x_pair, generator)
         prior_v = _noise(noise, "prior_item", st.y_pair, generator)
-        return (discriminator_loss(self.user_d(prior_u, fu), self.user_d(st.x_pair.detach(), fu))
-                + discriminator_loss(self.item_d(prior_v, fv), self.item_d(st.y_pair.detach(), fv)))
+        return discriminator_loss(
+            self.user_d(prior_u, fu), self.user_d(st.x_pair.detach(), fu)
+        ) + discriminator_loss(self.item_d(prior_v, fv), self.item_d(st.y_pair.detach(), fv))
 
-    def joint_objective(self, st: BatchState, generator: torch.Generator,
-                        noise: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def joint_objective(
+        self,
+        st: BatchState,
+        generator: torch.Generator,
+        noise: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Eq. 1 to minimise: reconstruction NLL + regulariser + BCE of F, per pair of the batch.
 
         Each distinct user's (item's) reconstruction is computed once and weighted by how often
@@ -223,24 +300,34 @@ class DAVE(Recommender):
         x_rec = self._sample(st.mu_u, st.lv_u, None, generator, noise.get("eps_user"))
         y_rec = self._sample(st.mu_v, st.lv_v, None, generator, noise.get("eps_item"))
         bf16, mean = p["precision"] == "bf16", p["reduction"] == "mean"
-        rec = (self.user_vae.reconstruction_nll(x_rec, st.urows, st.u_count, bf16, mean)
-               + self.item_vae.reconstruction_nll(y_rec, st.vrows, st.v_count, bf16, mean))
+        rec = self.user_vae.reconstruction_nll(
+            x_rec, st.urows, st.u_count, bf16, mean
+        ) + self.item_vae.reconstruction_nll(y_rec, st.vrows, st.v_count, bf16, mean)
         if self.adversarial:  # Eq. 11, 14: the logit D(x) stands in for −KL
             fu, fv = self.user_d.input_features(st.urows), self.item_d.input_features(st.vrows)
-            reg = -(self.user_d(st.x_pair, None if fu is None else fu[st.u_inv]).sum()
-                    + self.item_d(st.y_pair, None if fv is None else fv[st.v_inv]).sum())
+            reg = -(
+                self.user_d(st.x_pair, None if fu is None else fu[st.u_inv]).sum()
+                + self.item_d(st.y_pair, None if fv is None else fv[st.v_inv]).sum()
+            )
         else:  # Eq. 4: analytic KL
-            reg = ((kl_to_standard_normal(st.mu_u, st.lv_u) * st.u_count).sum()
-                   + (kl_to_standard_normal(st.mu_v, st.lv_v) * st.v_count).sum())
+            reg = (kl_to_standard_normal(st.mu_u, st.lv_u) * st.u_count).sum() + (
+                kl_to_standard_normal(st.mu_v, st.lv_v) * st.v_count
+            ).sum()
             if mean:  # averaged over the latent dimensions, like the reconstruction over entries
                 reg = reg / st.mu_u.shape[1]
         logit = self.predictor(st.x_pair * st.y_pair).squeeze(-1)  # F(x_u ⊙ y_v), Eq. 15
-        pred = F.binary_cross_entropy_with_logits(logit, st.batch.labels, reduction="sum")  # −Eq. 16
+        pred = F.binary_cross_entropy_with_logits(
+            logit, st.batch.labels, reduction="sum"
+        )  # −Eq. 16
         loss = (w["reconstruction"] * rec + w["regularizer"] * reg + w["prediction"] * pred) / n
         return loss, {"reconstruction": rec / n, "regularizer": reg / n, "prediction": pred / n}
 
-    def train_step(self, batch: PairBatch, generator: torch.Generator,
-                   noise: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+    def train_step(
+        self,
+        batch: PairBatch,
+        generator: torch.Generator,
+        noise: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, float]:
         """One iteration of Algorithm 1. ``noise`` fixes ε and the prior samples (for tests)."""
         self._cache = None
         opts = self.optimizers()
@@ -268,24 +355,36 @@ class DAVE(Recommender):
         return logs
 
     # -- scoring -------------------------------------------------------------------------
-    def set_inputs(self, train: sp.csr_matrix, device: torch.device | None = None,
-                   item_vectors: sp.csr_matrix | None = None) -> None:
+    def set_inputs(
+        self,
+        train: sp.csr_matrix,
+        device: torch.device | None = None,
+        item_vectors: sp.csr_matrix | None = None,
+    ) -> None:
         super().set_inputs(train, device, item_vectors)
         self._cache = None
 
     @torch.no_grad()
-    def embed(self, side: str, ids: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        vae, store = (self.user_vae, self.user_rows) if side == "user" else (self.item_vae, self.item_rows)
+    def embed(
+        self, side: str, ids: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        vae, store = (
+            (self.user_vae, self.user_rows) if side == "user" else (self.item_vae, self.item_rows)
+        )
         assert store is not None
         mu, logvar = vae.encode(store.rows(ids))
         if self.params["eval_embedding"] == "sample" and self.stochastic:
-            return mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, device=mu.device)
+            return mu + torch.exp(0.5 * logvar) * torch.randn(
+                mu.shape, generator=generator, device=mu.device
+            )
         return mu
 
     @torch.no_grad()
     def posterior(self, side: str, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(μ, σ) of the given users or items (for the t-SNE of Figures 3-4)."""
-        vae, store = (self.user_vae, self.user_rows) if side == "user" else (self.item_vae, self.item_rows)
+        vae, store = (
+            (self.user_vae, self.user_rows) if side == "user" else (self.item_vae, self.item_rows)
+        )
         assert store is not None
         mu, logvar = vae.encode(store.rows(ids))
         return mu, None if logvar is None else torch.exp(0.5 * logvar)
@@ -296,10 +395,14 @@ class DAVE(Recommender):
             dev = self.device
             gen = torch.Generator(device=dev).manual_seed(0)
             chunk = 4096
-            xs = [self.embed("user", torch.arange(s, min(s + chunk, self.n_users), device=dev), gen)
-                  for s in range(0, self.n_users, chunk)]
-            ys = [self.embed("item", torch.arange(s, min(s + chunk, self.n_items), device=dev), gen)
-                  for s in range(0, self.n_items, chunk)]
+            xs = [
+                self.embed("user", torch.arange(s, min(s + chunk, self.n_users), device=dev), gen)
+                for s in range(0, self.n_users, chunk)
+            ]
+            ys = [
+                self.embed("item", torch.arange(s, min(s + chunk, self.n_items), device=dev), gen)
+                for s in range(0, self.n_items, chunk)
+            ]
             self._cache = (torch.cat(xs), torch.cat(ys))
         return self._cache
 
@@ -320,14 +423,15 @@ class DAVE(Recommender):
         step = max(1, (1 << 24) // (self.n_items * first.out_features))  # bound U × M × h
         parts = []
         for s in range(0, users.numel(), step):
-            a = x[users[s:s + step]].unsqueeze(-1) * first.weight.t().unsqueeze(0)  # U × d × h
+            a = x[users[s : s + step]].unsqueeze(-1) * first.weight.t().unsqueeze(0)  # U × d × h
             h = torch.matmul(y.unsqueeze(0), a) + first.bias  # U × M × h
             parts.append(self.predictor[1:](h).squeeze(-1))
         return torch.cat(parts)
 
 
-def _noise(noise: dict[str, torch.Tensor], key: str, like: torch.Tensor,
-           generator: torch.Generator) -> torch.Tensor:
+def _noise(
+    noise: dict[str, torch.Tensor], key: str, like: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
     if key in noise:
         return noise[key]
     return torch.randn(like.shape, generator=generator, device=like.device)

@@ -21,8 +21,14 @@ class SparseRows:
 
     __slots__ = ("indices", "offsets", "n_rows", "width", "_row_ids")
 
-    def __init__(self, indices: torch.Tensor, offsets: torch.Tensor, n_rows: int, width: int,
-                 row_ids: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        indices: torch.Tensor,
+        offsets: torch.Tensor,
+        n_rows: int,
+        width: int,
+        row_ids: torch.Tensor | None = None,
+    ) -> None:
         self.indices, self.offsets, self.n_rows, self.width = indices, offsets, n_rows, width
         self._row_ids = row_ids
 
@@ -30,8 +36,12 @@ class SparseRows:
     def row_ids(self) -> torch.Tensor:
         """For every stored entry, the row it belongs to."""
         if self._row_ids is None:
-            lengths = torch.diff(torch.cat([self.offsets, self.offsets.new_tensor([self.indices.numel()])]))
-            self._row_ids = torch.repeat_interleave(torch.arange(self.n_rows, device=self.indices.device), lengths)
+            lengths = torch.diff(
+                torch.cat([self.offsets, self.offsets.new_tensor([self.indices.numel()])])
+            )
+            self._row_ids = torch.repeat_interleave(
+                torch.arange(self.n_rows, device=self.indices.device), lengths
+            )
         return self._row_ids
 
     def to_dense(self) -> torch.Tensor:
@@ -48,8 +58,11 @@ class CSRStore:
 
     @classmethod
     def from_scipy(cls, m, device: torch.device | str = "cpu") -> CSRStore:  # noqa: ANN001
-        return cls(torch.as_tensor(m.indptr, dtype=torch.long, device=device),
-                   torch.as_tensor(m.indices, dtype=torch.long, device=device), m.shape[1])
+        return cls(
+            torch.as_tensor(m.indptr, dtype=torch.long, device=device),
+            torch.as_tensor(m.indices, dtype=torch.long, device=device),
+            m.shape[1],
+        )
 
     @property
     def n_rows(self) -> int:
@@ -61,7 +74,9 @@ class CSRStore:
         offsets = torch.cumsum(lengths, 0) - lengths
         total = int(lengths.sum())
         # position of each gathered entry inside the flat index array
-        row_of = torch.repeat_interleave(torch.arange(ids.numel(), device=ids.device), lengths, output_size=total)
+        row_of = torch.repeat_interleave(
+            torch.arange(ids.numel(), device=ids.device), lengths, output_size=total
+        )
         pos = starts[row_of] + (torch.arange(total, device=ids.device) - offsets[row_of])
         return SparseRows(self.indices[pos], offsets, ids.numel(), self.width, row_of)
 

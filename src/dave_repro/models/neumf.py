@@ -53,8 +53,13 @@ class NeuMF(Recommender):
 
     # -- optimisers and phases ---------------------------------------------------------------
     def _body(self) -> list[nn.Parameter]:
-        return [*self.gmf_user.parameters(), *self.gmf_item.parameters(), *self.mlp_user.parameters(),
-                *self.mlp_item.parameters(), *self.mlp.parameters()]
+        return [
+            *self.gmf_user.parameters(),
+            *self.gmf_item.parameters(),
+            *self.mlp_user.parameters(),
+            *self.mlp_item.parameters(),
+            *self.mlp.parameters(),
+        ]
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         if self._opts is None:
@@ -67,7 +72,9 @@ class NeuMF(Recommender):
             self._opts = {"neumf": main}
             if p["pretrain_passes"] > 0:
                 self._opts["pretrain"] = torch.optim.Adam(
-                    [*self._body(), *self.gmf_head.parameters(), *self.mlp_head.parameters()], lr=p["lr"])
+                    [*self._body(), *self.gmf_head.parameters(), *self.mlp_head.parameters()],
+                    lr=p["lr"],
+                )
         return self._opts
 
     def on_epoch_start(self, epoch: int) -> None:
@@ -99,12 +106,15 @@ class NeuMF(Recommender):
         return (a * self.gmf_head(gmf) + (1 - a) * self.mlp_head(mlp)).squeeze(-1)
 
     # -- training --------------------------------------------------------------------------------
-    def batches(self, train: sp.csr_matrix, epoch_rng: np.random.Generator,
-                max_pairs: int | None) -> Iterator[PairBatch]:
+    def batches(
+        self, train: sp.csr_matrix, epoch_rng: np.random.Generator, max_pairs: int | None
+    ) -> Iterator[PairBatch]:
         p = self.params
         pretraining = p["pretrain_passes"] > 0 and not bool(self.fused)
         passes = p["pretrain_passes"] if pretraining else p["epoch_passes"]
-        return pair_passes(train, p["negative_ratio"], p["batch_size"], epoch_rng, max_pairs, self.device, passes)
+        return pair_passes(
+            train, p["negative_ratio"], p["batch_size"], epoch_rng, max_pairs, self.device, passes
+        )
 
     def train_step(self, batch: PairBatch, generator: torch.Generator) -> dict[str, float]:
         opts = self.optimizers()
@@ -131,7 +141,14 @@ class NeuMF(Recommender):
     @torch.no_grad()
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         items = torch.arange(self.n_items, device=users.device)
-        step = max(1, (1 << 22) // (self.n_items * max(self.params["mlp_layers"])))  # bound U × M × width
-        parts = [self.logits(users[s:s + step, None].expand(-1, self.n_items), items.expand(users[s:s + step].numel(), -1))
-                 for s in range(0, users.numel(), step)]
+        step = max(
+            1, (1 << 22) // (self.n_items * max(self.params["mlp_layers"]))
+        )  # bound U × M × width
+        parts = [
+            self.logits(
+                users[s : s + step, None].expand(-1, self.n_items),
+                items.expand(users[s : s + step].numel(), -1),
+            )
+            for s in range(0, users.numel(), step)
+        ]
         return torch.cat(parts)

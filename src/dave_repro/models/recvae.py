@@ -38,13 +38,16 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch
 class Encoder(nn.Module):
     def __init__(self, n_items: int, hidden: int, latent: int, layers: int = 5) -> None:
         super().__init__()
-        self.fcs = nn.ModuleList([nn.Linear(n_items, hidden)] + [nn.Linear(hidden, hidden) for _ in range(layers - 1)])
+        self.fcs = nn.ModuleList(
+            [nn.Linear(n_items, hidden)] + [nn.Linear(hidden, hidden) for _ in range(layers - 1)]
+        )
         self.lns = nn.ModuleList([nn.LayerNorm(hidden, eps=0.1) for _ in range(layers)])
         self.mu = nn.Linear(hidden, latent)
         self.logvar = nn.Linear(hidden, latent)
 
-    def forward(self, rows: torch.Tensor, drop: float = 0.0,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, rows: torch.Tensor, drop: float = 0.0, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         x = rows / (rows.pow(2).sum(dim=-1, keepdim=True).sqrt() + 1e-10)
         if drop > 0:
             assert generator is not None
@@ -69,9 +72,14 @@ class CompositePrior(nn.Module):
         with torch.no_grad():
             mu_old, logvar_old = self.encoder_old(rows)
         zero = torch.zeros_like(z)
-        comps = [log_normal(z, zero, zero), log_normal(z, mu_old, logvar_old),
-                 log_normal(z, zero, torch.full_like(z, WIDE_LOGVAR))]
-        return torch.logsumexp(torch.stack([c + math.log(w) for c, w in zip(comps, self.weights, strict=True)]), dim=0)
+        comps = [
+            log_normal(z, zero, zero),
+            log_normal(z, mu_old, logvar_old),
+            log_normal(z, zero, torch.full_like(z, WIDE_LOGVAR)),
+        ]
+        return torch.logsumexp(
+            torch.stack([c + math.log(w) for c, w in zip(comps, self.weights, strict=True)]), dim=0
+        )
 
     @torch.no_grad()
     def update(self, encoder: Encoder) -> None:
@@ -92,20 +100,31 @@ class RecVAE(UserRowModel):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         if self._opts is None:
             lr = self.params["lr"]
-            self._opts = {"encoder": torch.optim.Adam(self.encoder.parameters(), lr=lr),
-                          "decoder": torch.optim.Adam(self.decoder.parameters(), lr=lr)}
+            self._opts = {
+                "encoder": torch.optim.Adam(self.encoder.parameters(), lr=lr),
+                "decoder": torch.optim.Adam(self.decoder.parameters(), lr=lr),
+            }
         return self._opts
 
     def schedule(self, epoch: int) -> list[tuple[str, int, int]]:
         p = self.params
-        one = [("encoder", p["encoder_passes"], p["batch_size"]), ("decoder", p["decoder_passes"], p["batch_size"])]
+        one = [
+            ("encoder", p["encoder_passes"], p["batch_size"]),
+            ("decoder", p["decoder_passes"], p["batch_size"]),
+        ]
         return one * p["epoch_passes"]
 
-    def negative_elbo(self, rows: torch.Tensor, drop: float, generator: torch.Generator,
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def negative_elbo(
+        self,
+        rows: torch.Tensor,
+        drop: float,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(−ELBO, −log-likelihood, weighted KL), batch means (RecVAE Eq. 5 with γ·|x_u|)."""
         mu, logvar = self.encoder(rows, drop, generator)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, device=mu.device)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(
+            mu.shape, generator=generator, device=mu.device
+        )
         mll = (F.log_softmax(self.decoder(z), dim=-1) * rows).sum(dim=-1)
         kl_weight = self.params["gamma"] * rows.sum(dim=-1)
         kld = (log_normal(z, mu, logvar) - self.prior.log_prob(rows, z)).sum(dim=-1) * kl_weight
@@ -123,7 +142,11 @@ class RecVAE(UserRowModel):
             o.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return {"loss": float(loss.detach()), "loss_nll": float(nll.detach()), "loss_kl": float(kld.detach())}
+        return {
+            "loss": float(loss.detach()),
+            "loss_nll": float(nll.detach()),
+            "loss_kl": float(kld.detach()),
+        }
 
     @torch.no_grad()
     def score_all(self, users: torch.Tensor) -> torch.Tensor:

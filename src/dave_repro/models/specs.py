@@ -65,59 +65,138 @@ def _family(name: str) -> Str:
     return Str(choices=(name,))
 
 
-NEUMF = Map({
-    "family": _family("neumf"), "factors": Int(min=1), "mlp_layers": List(Int(min=2), min_len=1),
-    "negative_ratio": _dataset_setting(1), "batch_size": _dataset_setting(1), "lr": POSITIVE,
-    "pretrain_passes": Int(min=0), "pretrain_alpha": SHARE, "finetune_optimizer": Str(choices=("adam", "sgd")),
-    "epoch_passes": EPOCH_PASSES,
-})
-APR = Map({
-    "family": _family("apr"), "embedding_dim": _dataset_setting(1), "batch_size": Int(min=1), "lr": POSITIVE,
-    "reg": Float(min=0.0), "eps": Float(min=0.0), "reg_adv": Float(min=0.0), "pretrain_passes": Int(min=0),
-    "epoch_passes": EPOCH_PASSES,
-})
-CDAE = Map({
-    "family": _family("cdae"), "hidden": Int(min=1), "hidden_activation": Str(choices=("sigmoid", "relu", "tanh")),
-    "corruption": Float(min=0.0, max=0.99), "reg": Float(min=0.0), "lr": POSITIVE, "batch_size": Int(min=1),
-    "epoch_passes": EPOCH_PASSES,
-})
-ACAE = Map({
-    "family": _family("acae"), "hidden": Int(min=1), "hidden_activation": Str(choices=("sigmoid", "relu", "tanh")),
-    "eps": Float(min=0.0), "reg_adv": Float(min=0.0),
-    "noise": Map({k: Float(min=0.0) for k in ("encoder", "user", "hidden", "decoder")}),
-    "reg": Float(min=0.0), "lr": POSITIVE, "batch_size": Int(min=1), "pretrain_passes": Int(min=0),
-    "epoch_passes": EPOCH_PASSES,
-})
-CFGAN = Map({
-    "family": _family("cfgan"), "scheme": Str(choices=("ZP", "ZR", "PM")),
-    "g_hidden": Int(min=1), "g_layers": Int(min=1), "d_hidden": Int(min=1), "d_layers": Int(min=1),
-    "g_lr": POSITIVE, "d_lr": POSITIVE, "g_reg": Float(min=0.0), "d_reg": Float(min=0.0),
-    "g_batch_size": Int(min=1), "d_batch_size": Int(min=1), "g_passes": Int(min=1), "d_passes": Int(min=1),
-    "zr_ratio": SHARE, "pm_ratio": SHARE, "zr_coefficient": Float(min=0.0), "epoch_passes": EPOCH_PASSES,
-})
+NEUMF = Map(
+    {
+        "family": _family("neumf"),
+        "factors": Int(min=1),
+        "mlp_layers": List(Int(min=2), min_len=1),
+        "negative_ratio": _dataset_setting(1),
+        "batch_size": _dataset_setting(1),
+        "lr": POSITIVE,
+        "pretrain_passes": Int(min=0),
+        "pretrain_alpha": SHARE,
+        "finetune_optimizer": Str(choices=("adam", "sgd")),
+        "epoch_passes": EPOCH_PASSES,
+    }
+)
+APR = Map(
+    {
+        "family": _family("apr"),
+        "embedding_dim": _dataset_setting(1),
+        "batch_size": Int(min=1),
+        "lr": POSITIVE,
+        "reg": Float(min=0.0),
+        "eps": Float(min=0.0),
+        "reg_adv": Float(min=0.0),
+        "pretrain_passes": Int(min=0),
+        "epoch_passes": EPOCH_PASSES,
+    }
+)
+CDAE = Map(
+    {
+        "family": _family("cdae"),
+        "hidden": Int(min=1),
+        "hidden_activation": Str(choices=("sigmoid", "relu", "tanh")),
+        "corruption": Float(min=0.0, max=0.99),
+        "reg": Float(min=0.0),
+        "lr": POSITIVE,
+        "batch_size": Int(min=1),
+        "epoch_passes": EPOCH_PASSES,
+    }
+)
+ACAE = Map(
+    {
+        "family": _family("acae"),
+        "hidden": Int(min=1),
+        "hidden_activation": Str(choices=("sigmoid", "relu", "tanh")),
+        "eps": Float(min=0.0),
+        "reg_adv": Float(min=0.0),
+        "noise": Map({k: Float(min=0.0) for k in ("encoder", "user", "hidden", "decoder")}),
+        "reg": Float(min=0.0),
+        "lr": POSITIVE,
+        "batch_size": Int(min=1),
+        "pretrain_passes": Int(min=0),
+        "epoch_passes": EPOCH_PASSES,
+    }
+)
+CFGAN = Map(
+    {
+        "family": _family("cfgan"),
+        "scheme": Str(choices=("ZP", "ZR", "PM")),
+        "g_hidden": Int(min=1),
+        "g_layers": Int(min=1),
+        "d_hidden": Int(min=1),
+        "d_layers": Int(min=1),
+        "g_lr": POSITIVE,
+        "d_lr": POSITIVE,
+        "g_reg": Float(min=0.0),
+        "d_reg": Float(min=0.0),
+        "g_batch_size": Int(min=1),
+        "d_batch_size": Int(min=1),
+        "g_passes": Int(min=1),
+        "d_passes": Int(min=1),
+        "zr_ratio": SHARE,
+        "pm_ratio": SHARE,
+        "zr_coefficient": Float(min=0.0),
+        "epoch_passes": EPOCH_PASSES,
+    }
+)
 AVB_FIELDS = {
-    "embedding_dim": _dataset_setting(1), "encoder_hidden": WIDTHS, "decoder_hidden": POSITIVE_INTS,
-    "critic_hidden": WIDTHS, "noise_dim": Int(min=1), "lr": POSITIVE, "critic_lr": POSITIVE,
-    "beta1": Float(min=0.0, max=0.999), "batch_size": Int(min=1), "epoch_passes": EPOCH_PASSES,
+    "embedding_dim": _dataset_setting(1),
+    "encoder_hidden": WIDTHS,
+    "decoder_hidden": POSITIVE_INTS,
+    "critic_hidden": WIDTHS,
+    "noise_dim": Int(min=1),
+    "lr": POSITIVE,
+    "critic_lr": POSITIVE,
+    "beta1": Float(min=0.0, max=0.999),
+    "batch_size": Int(min=1),
+    "epoch_passes": EPOCH_PASSES,
 }
 AVB = Map({"family": _family("avb"), **AVB_FIELDS})
-VAEGAN = Map({
-    "family": _family("vaegan"), **AVB_FIELDS, "discriminator_hidden": WIDTHS,
-    "gan_weight": Float(min=0.0), "contractive_weight": Float(min=0.0),
-})
-CVAE_GAN = Map({
-    "family": _family("cvae-gan"), "embedding_dim": _dataset_setting(1), "encoder_hidden": WIDTHS,
-    "generator_hidden": WIDTHS, "discriminator_hidden": WIDTHS, "classifier_hidden": WIDTHS,
-    "lr": POSITIVE, "beta1": Float(min=0.0, max=0.999), "batch_size": Int(min=1),
-    "loss_weights": Map({k: Float(min=0.0) for k in ("kl", "encoder_pairwise", "generator_pairwise",
-                                                     "mean_matching")}),
-    "epoch_passes": EPOCH_PASSES,
-})
-RECVAE = Map({
-    "family": _family("recvae"), "hidden": Int(min=1), "latent": Int(min=1), "lr": POSITIVE,
-    "batch_size": Int(min=1), "gamma": Float(min=0.0), "dropout": Float(min=0.0, max=0.99),
-    "encoder_passes": Int(min=1), "decoder_passes": Int(min=1), "epoch_passes": EPOCH_PASSES,
-})
+VAEGAN = Map(
+    {
+        "family": _family("vaegan"),
+        **AVB_FIELDS,
+        "discriminator_hidden": WIDTHS,
+        "gan_weight": Float(min=0.0),
+        "contractive_weight": Float(min=0.0),
+    }
+)
+CVAE_GAN = Map(
+    {
+        "family": _family("cvae-gan"),
+        "embedding_dim": _dataset_setting(1),
+        "encoder_hidden": WIDTHS,
+        "generator_hidden": WIDTHS,
+        "discriminator_hidden": WIDTHS,
+        "classifier_hidden": WIDTHS,
+        "lr": POSITIVE,
+        "beta1": Float(min=0.0, max=0.999),
+        "batch_size": Int(min=1),
+        "loss_weights": Map(
+            {
+                k: Float(min=0.0)
+                for k in ("kl", "encoder_pairwise", "generator_pairwise", "mean_matching")
+            }
+        ),
+        "epoch_passes": EPOCH_PASSES,
+    }
+)
+RECVAE = Map(
+    {
+        "family": _family("recvae"),
+        "hidden": Int(min=1),
+        "latent": Int(min=1),
+        "lr": POSITIVE,
+        "batch_size": Int(min=1),
+        "gamma": Float(min=0.0),
+        "dropout": Float(min=0.0, max=0.99),
+        "encoder_passes": Int(min=1),
+        "decoder_passes": Int(min=1),
+        "epoch_passes": EPOCH_PASSES,
+    }
+)
 
 FAMILIES: dict[str, Spec] = {
     "dave": DAVE,

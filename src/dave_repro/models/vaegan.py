@@ -54,8 +54,12 @@ class VAEGAN(UserRowModel):
             vae = [*self.encoder.parameters(), *self.decoder.parameters()]
             self._opts = {
                 "vae": torch.optim.Adam(vae, lr=p["lr"], betas=betas),
-                "critic": torch.optim.Adam(self.critic.parameters(), lr=p["critic_lr"], betas=betas),
-                "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=p["critic_lr"], betas=betas),
+                "critic": torch.optim.Adam(
+                    self.critic.parameters(), lr=p["critic_lr"], betas=betas
+                ),
+                "discriminator": torch.optim.Adam(
+                    self.discriminator.parameters(), lr=p["critic_lr"], betas=betas
+                ),
             }
         return self._opts
 
@@ -64,7 +68,9 @@ class VAEGAN(UserRowModel):
 
     def discriminator_loss(self, rows: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """Real rows labelled 1, generated rows (detached) labelled 0; batch means."""
-        return gan_loss(self.discriminate(rows, rows), True) + gan_loss(self.discriminate(rows, fake.detach()), False)
+        return gan_loss(self.discriminate(rows, rows), True) + gan_loss(
+            self.discriminate(rows, fake.detach()), False
+        )
 
     def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, float]:
         opts, p = self.optimizers(), self.params
@@ -76,7 +82,9 @@ class VAEGAN(UserRowModel):
         logits = self.decoder(z)
         fake = torch.sigmoid(logits)
 
-        t_loss = critic_loss(self.critic, sparse, z, torch.randn(z.shape, generator=generator, device=dev))
+        t_loss = critic_loss(
+            self.critic, sparse, z, torch.randn(z.shape, generator=generator, device=dev)
+        )
         d_loss = self.discriminator_loss(rows, fake)
         for name, part in (("critic", t_loss), ("discriminator", d_loss)):
             opts[name].zero_grad(set_to_none=True)
@@ -88,16 +96,27 @@ class VAEGAN(UserRowModel):
             nll = bernoulli_nll(logits, rows)
             adv = gan_loss(self.discriminate(rows, fake), True)
             contractive = self.encoder.contractive_penalty(h1)
-            loss = (t + nll).mean() + p["gan_weight"] * adv + p["contractive_weight"] * contractive.mean()
+            loss = (
+                (t + nll).mean()
+                + p["gan_weight"] * adv
+                + p["contractive_weight"] * contractive.mean()
+            )
         opts["vae"].zero_grad(set_to_none=True)
         loss.backward()
         opts["vae"].step()
-        return {"loss": float(loss.detach()), "loss_reconstruction": float(nll.mean().detach()),
-                "loss_kl_estimate": float(t.mean().detach()), "loss_gan": float(adv.detach()),
-                "loss_contractive": float(contractive.mean().detach()),
-                "loss_critic": float(t_loss.detach()), "loss_discriminator": float(d_loss.detach())}
+        return {
+            "loss": float(loss.detach()),
+            "loss_reconstruction": float(nll.mean().detach()),
+            "loss_kl_estimate": float(t.mean().detach()),
+            "loss_gan": float(adv.detach()),
+            "loss_contractive": float(contractive.mean().detach()),
+            "loss_critic": float(t_loss.detach()),
+            "loss_discriminator": float(d_loss.detach()),
+        }
 
     @torch.no_grad()
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         sparse = self.user_rows.rows(users)  # type: ignore[union-attr]
-        return self.decoder(self.encoder(sparse, self.encoder.noise(users.numel(), None, users.device)))
+        return self.decoder(
+            self.encoder(sparse, self.encoder.noise(users.numel(), None, users.device))
+        )

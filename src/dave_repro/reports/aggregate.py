@@ -26,17 +26,24 @@ def read_metrics(path: Path) -> dict[str, Any]:
     return m
 
 
-def collect(params: dict[str, Any], dataset: str, profile: str | None = None,
-            root: Path = Path("results")) -> dict[str, Any]:
+def collect(
+    params: dict[str, Any], dataset: str, profile: str | None = None, root: Path = Path("results")
+) -> dict[str, Any]:
     """All runs of ``dataset`` in the selected grid: per seed, plus mean and std per metric."""
     prof = config.active_profile(params, profile)
-    out: dict[str, Any] = {"dataset": dataset, "profile": profile or params["profile"], "models": {}}
+    out: dict[str, Any] = {
+        "dataset": dataset,
+        "profile": profile or params["profile"],
+        "models": {},
+    }
     for model in prof["models"]:
         seeds = {}
         for seed in prof["seeds"]:
             m = read_metrics(root / "runs" / dataset / model / f"seed-{seed}" / "metrics.json")
             seeds[str(seed)] = {p: m.get(p, {}) for p in PROTOCOLS} | {
-                "best_epoch": m.get("best_epoch"), "train_seconds": m.get("train_seconds")}
+                "best_epoch": m.get("best_epoch"),
+                "train_seconds": m.get("train_seconds"),
+            }
         out["models"][model] = {"seeds": seeds, **summarise(seeds)}
     return out
 
@@ -48,9 +55,11 @@ def summarise(seeds: dict[str, dict[str, Any]]) -> dict[str, Any]:
         if not keys:
             continue
         vals = {k: np.array([s[p][k] for s in seeds.values() if k in s.get(p, {})]) for k in keys}
-        res[p] = {"mean": {k: float(v.mean()) for k, v in vals.items()},
-                  "std": {k: float(v.std(ddof=1)) if v.size > 1 else 0.0 for k, v in vals.items()},
-                  "n": int(min(v.size for v in vals.values()))}
+        res[p] = {
+            "mean": {k: float(v.mean()) for k, v in vals.items()},
+            "std": {k: float(v.std(ddof=1)) if v.size > 1 else 0.0 for k, v in vals.items()},
+            "n": int(min(v.size for v in vals.values())),
+        }
     return res
 
 

@@ -22,8 +22,11 @@ DS = paper.DATASET_TITLES
 
 # The relative NDCG gains Section 4.2.1 states: dataset -> (strongest robust method, k=5, 10, 20 in %).
 STATED_NDCG_GAINS = {
-    "ml-100k": ("apr", 5.0, 1.9, 2.2), "ml-1m": ("acae", 8.3, 8.2, 6.4), "yelp": ("apr", 4.3, 3.5, 2.6),
-    "digital-music": ("apr", 1.5, 1.5, 2.8), "pinterest": ("apr", 1.3, 0.9, 1.0),
+    "ml-100k": ("apr", 5.0, 1.9, 2.2),
+    "ml-1m": ("acae", 8.3, 8.2, 6.4),
+    "yelp": ("apr", 4.3, 3.5, 2.6),
+    "digital-music": ("apr", 1.5, 1.5, 2.8),
+    "pinterest": ("apr", 1.3, 0.9, 1.0),
 }
 STATED_DIM = {"ml-100k": 64, "ml-1m": 64, "digital-music": 64, "pinterest": 64, "yelp": 32}
 STATED_RATIO = {"yelp": 4, "ml-100k": 4, "digital-music": 2, "pinterest": 2, "ml-1m": 3}
@@ -51,8 +54,11 @@ class Claim:
             failing = [e for ok, e in self.parts if not ok]
             shown = failing if failing else [e for _, e in self.parts]
             more = len(shown) - 6
-            bits.append(("fails: " if failing else "e.g. ") + "; ".join(shown[:6])
-                        + (f"; and {more} more" if more > 0 else ""))
+            bits.append(
+                ("fails: " if failing else "e.g. ")
+                + "; ".join(shown[:6])
+                + (f"; and {more} more" if more > 0 else "")
+            )
         if self.missing:
             bits.append("not checked: " + "; ".join(self.missing))
         return ". ".join(bits) + "."
@@ -76,9 +82,16 @@ def _p(table: pd.DataFrame, model: str) -> str:
     return f", paired NDCG@10 {format_p(float(row.iloc[0]['dave_p_ndcg@10']))}"
 
 
-def _versus(claim: Claim, tables: dict[str, pd.DataFrame], datasets: list[str], rivals: list[str],
-            metrics: list[str], dave_better: bool = True, group: bool = True,
-            skip: Callable[[str, str], bool] = lambda d, m: False) -> None:
+def _versus(
+    claim: Claim,
+    tables: dict[str, pd.DataFrame],
+    datasets: list[str],
+    rivals: list[str],
+    metrics: list[str],
+    dave_better: bool = True,
+    group: bool = True,
+    skip: Callable[[str, str], bool] = lambda d, m: False,
+) -> None:
     """DAVE against the best of ``rivals`` (``group``) or against each rival, per metric."""
     for ds in datasets:
         if ds not in tables:
@@ -104,21 +117,38 @@ def _versus(claim: Claim, tables: dict[str, pd.DataFrame], datasets: list[str], 
                 best = max(pool, key=lambda r, m=m: _mean(t, r, m))
                 other = _mean(t, best, m)
                 ok = dave > other if dave_better else dave < other
-                claim.parts.append((ok, f"{DS[ds]} {m.upper()}: DAVE {dave:.4f} vs {_name(best)} {other:.4f}"
-                                        + (_p(t, best) if m == "ndcg@10" else "")))
+                claim.parts.append(
+                    (
+                        ok,
+                        f"{DS[ds]} {m.upper()}: DAVE {dave:.4f} vs {_name(best)} {other:.4f}"
+                        + (_p(t, best) if m == "ndcg@10" else ""),
+                    )
+                )
 
 
 def table_claims(tables: dict[str, pd.DataFrame]) -> list[Claim]:
     hr = ["hr@5", "hr@10", "hr@20"]
     ndcg = ["ndcg@5", "ndcg@10", "ndcg@20"]
     allm = hr + ndcg
-    c1 = Claim("4.2.1", "On MovieLens 100K, MovieLens 1M, Yelp and Digital Music, DAVE beats the robust "
-                        "methods CDAE, APR and ACAE on HR@5, HR@10 and HR@20, except HR@10 on MovieLens 100K "
-                        "and HR@20 on Yelp.")
-    _versus(c1, tables, ["ml-100k", "ml-1m", "yelp", "digital-music"], paper.ROBUST, hr,
-            skip=lambda d, m: (d, m) in {("ml-100k", "hr@10"), ("yelp", "hr@20")})
-    c2 = Claim("4.2.1", "DAVE beats CDAE, APR and ACAE on NDCG@5, NDCG@10 and NDCG@20 on all five datasets "
-                        "(by 0.9-8.3% over the strongest of them).")
+    c1 = Claim(
+        "4.2.1",
+        "On MovieLens 100K, MovieLens 1M, Yelp and Digital Music, DAVE beats the robust "
+        "methods CDAE, APR and ACAE on HR@5, HR@10 and HR@20, except HR@10 on MovieLens 100K "
+        "and HR@20 on Yelp.",
+    )
+    _versus(
+        c1,
+        tables,
+        ["ml-100k", "ml-1m", "yelp", "digital-music"],
+        paper.ROBUST,
+        hr,
+        skip=lambda d, m: (d, m) in {("ml-100k", "hr@10"), ("yelp", "hr@20")},
+    )
+    c2 = Claim(
+        "4.2.1",
+        "DAVE beats CDAE, APR and ACAE on NDCG@5, NDCG@10 and NDCG@20 on all five datasets "
+        "(by 0.9-8.3% over the strongest of them).",
+    )
     _versus(c2, tables, list(paper.DATASET_TITLES), paper.ROBUST, ndcg)
     for ds, (rival, *gains) in STATED_NDCG_GAINS.items():
         t = tables.get(ds)
@@ -130,57 +160,94 @@ def table_claims(tables: dict[str, pd.DataFrame]) -> list[Claim]:
         ours = []
         for m, stated in zip(ndcg, gains, strict=True):
             best = max(present, key=lambda r, m=m: _mean(t, r, m))
-            ours.append(f"{m.upper()} {100 * (_mean(t, 'dave', m) / _mean(t, best, m) - 1):+.1f}% over "
-                        f"{_name(best)} (paper {stated:+.1f}% over {_name(rival)})")
-        c2.notes.append(f"NDCG gain over the strongest robust method on {DS[ds]}: " + ", ".join(ours) + ".")
+            ours.append(
+                f"{m.upper()} {100 * (_mean(t, 'dave', m) / _mean(t, best, m) - 1):+.1f}% over "
+                f"{_name(best)} (paper {stated:+.1f}% over {_name(rival)})"
+            )
+        c2.notes.append(
+            f"NDCG gain over the strongest robust method on {DS[ds]}: " + ", ".join(ours) + "."
+        )
     c3 = Claim("4.2.1", "On Pinterest, DAVE is slightly inferior to APR on HR@k.")
     _versus(c3, tables, ["pinterest"], ["apr"], hr, dave_better=False)
     c4 = Claim("4.2.1", "DAVE outperforms NeuMF and CFGAN on all datasets (all six metrics).")
     _versus(c4, tables, list(paper.DATASET_TITLES), ["neumf", "cfgan"], allm, group=False)
-    c5 = Claim("4.2.1", "DAVE outperforms AVB, VAEGAN, CVAE-GAN and RecVAE on all datasets (all six metrics).")
-    _versus(c5, tables, list(paper.DATASET_TITLES), ["avb", "vaegan", "cvae-gan", "recvae"], allm, group=False)
+    c5 = Claim(
+        "4.2.1",
+        "DAVE outperforms AVB, VAEGAN, CVAE-GAN and RecVAE on all datasets (all six metrics).",
+    )
+    _versus(
+        c5,
+        tables,
+        list(paper.DATASET_TITLES),
+        ["avb", "vaegan", "cvae-gan", "recvae"],
+        allm,
+        group=False,
+    )
     return [c1, c2, c3, c4, c5]
 
 
 def noise_claims(noise: dict[str, pd.DataFrame]) -> list[Claim]:
     c6 = Claim("4.2.2", "The performance of all methods degrades as the noise level increases.")
-    c7 = Claim("4.2.2", "At every noise level DAVE performs better than all the alternative methods.")
-    c8 = Claim("4.2.2", "The greater the noise level, the bigger the gap between DAVE and the alternatives.")
+    c7 = Claim(
+        "4.2.2", "At every noise level DAVE performs better than all the alternative methods."
+    )
+    c8 = Claim(
+        "4.2.2",
+        "The greater the noise level, the bigger the gap between DAVE and the alternatives.",
+    )
     if not noise:
         for c in (c6, c7, c8):
             c.missing.append("no noise study was run")
         return [c6, c7, c8]
     for ds, s in noise.items():
-        rows = s[(s["group"] != "all") & (s["level"] > 0)] if (s["group"] != "all").any() else s[s["level"] > 0]
+        rows = (
+            s[(s["group"] != "all") & (s["level"] > 0)]
+            if (s["group"] != "all").any()
+            else s[s["level"] > 0]
+        )
         models = paper.model_order(list(dict.fromkeys(rows["model"])))
         levels = sorted(rows["level"].unique())
         if len(levels) < 2:
             for c in (c6, c8):
                 c.missing.append(f"{DS[ds]}: fewer than two noise levels")
-        piv = {m: rows.pivot_table(index="level", columns="model", values=f"{m}_mean") for m in
-               ("hr@5", "hr@10", "ndcg@5", "ndcg@10")}
+        piv = {
+            m: rows.pivot_table(index="level", columns="model", values=f"{m}_mean")
+            for m in ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
+        }
         for metric, tab in piv.items():
             for model in models:
                 col = tab[model]
                 if len(levels) >= 2:
                     ups = int((col.diff().dropna() > 0).sum())
-                    c6.parts.append((col.iloc[-1] < col.iloc[0],
-                                     f"{DS[ds]} {_name(model)} {metric.upper()}: {col.iloc[0]:.4f} at p={levels[0]:g} "
-                                     f"→ {col.iloc[-1]:.4f} at p={levels[-1]:g} ({ups} rise(s) between levels)"))
+                    c6.parts.append(
+                        (
+                            col.iloc[-1] < col.iloc[0],
+                            f"{DS[ds]} {_name(model)} {metric.upper()}: {col.iloc[0]:.4f} at p={levels[0]:g} "
+                            f"→ {col.iloc[-1]:.4f} at p={levels[-1]:g} ({ups} rise(s) between levels)",
+                        )
+                    )
             if "dave" not in tab.columns or len(models) < 2:
                 continue
             others = tab.drop(columns=["dave"])
             best_other = others.max(axis=1)
             who = others.idxmax(axis=1)
             for lv in levels:
-                c7.parts.append((tab.loc[lv, "dave"] > best_other[lv],
-                                 f"{DS[ds]} p={lv:g} {metric.upper()}: DAVE {tab.loc[lv, 'dave']:.4f} vs "
-                                 f"{_name(who[lv])} {best_other[lv]:.4f}"))
+                c7.parts.append(
+                    (
+                        tab.loc[lv, "dave"] > best_other[lv],
+                        f"{DS[ds]} p={lv:g} {metric.upper()}: DAVE {tab.loc[lv, 'dave']:.4f} vs "
+                        f"{_name(who[lv])} {best_other[lv]:.4f}",
+                    )
+                )
             if len(levels) >= 2:
                 gap = tab["dave"] - best_other
-                c8.parts.append((gap.iloc[-1] > gap.iloc[0],
-                                 f"{DS[ds]} {metric.upper()}: DAVE − best other "
-                                 + ", ".join(f"{g:+.4f} (p={lv:g})" for lv, g in gap.items())))
+                c8.parts.append(
+                    (
+                        gap.iloc[-1] > gap.iloc[0],
+                        f"{DS[ds]} {metric.upper()}: DAVE − best other "
+                        + ", ".join(f"{g:+.4f} (p={lv:g})" for lv, g in gap.items()),
+                    )
+                )
         if "dave" not in models:
             for c in (c7, c8):
                 c.missing.append(f"{DS[ds]}: DAVE not in the noise study")
@@ -191,31 +258,48 @@ def noise_claims(noise: dict[str, pd.DataFrame]) -> list[Claim]:
 
 
 def tsne_claims(tsne: dict[str, pd.DataFrame]) -> list[Claim]:
-    c = Claim("4.2.3", "DAVE's user and item posteriors [μ, σ] form clearly separated clusters, far more "
-                       "than DAVE-adv's (measured: the silhouette of the best k-means clustering).")
+    c = Claim(
+        "4.2.3",
+        "DAVE's user and item posteriors [μ, σ] form clearly separated clusters, far more "
+        "than DAVE-adv's (measured: the silhouette of the best k-means clustering).",
+    )
     if not tsne:
         c.missing.append("no t-SNE study was run")
     for ds, s in tsne.items():
         best = s[s["best"].astype(bool)]
         for side in ("user", "item"):
-            vals = {m: best[(best["model"] == m) & (best["side"] == side)] for m in ("dave", "dave-adv")}
+            vals = {
+                m: best[(best["model"] == m) & (best["side"] == side)] for m in ("dave", "dave-adv")
+            }
             if any(v.empty for v in vals.values()):
                 c.missing.append(f"{DS[ds]} {side}s: needs both DAVE and DAVE-adv")
                 continue
             d, a = (vals[m].iloc[0] for m in ("dave", "dave-adv"))
-            c.parts.append((d["silhouette"] > a["silhouette"],
-                            f"{DS[ds]} {side}s: DAVE {d['silhouette']:.3f} (k={int(d['k'])}) vs DAVE-adv "
-                            f"{a['silhouette']:.3f} (k={int(a['k'])})"))
+            c.parts.append(
+                (
+                    d["silhouette"] > a["silhouette"],
+                    f"{DS[ds]} {side}s: DAVE {d['silhouette']:.3f} (k={int(d['k'])}) vs DAVE-adv "
+                    f"{a['silhouette']:.3f} (k={int(a['k'])})",
+                )
+            )
     return [c]
 
 
 def sweep_claims(sweeps: dict[str, pd.DataFrame]) -> list[Claim]:
     out = []
     for param, stated, text in (
-        ("embedding_dim", STATED_DIM, "The best embedding dimension is 64 on MovieLens 100K, MovieLens 1M, "
-                                      "Digital Music and Pinterest, and 32 on Yelp"),
-        ("negative_ratio", STATED_RATIO, "The best negative sampling ratio is 4 on Yelp and MovieLens 100K, "
-                                         "3 on MovieLens 1M, and 2 on Digital Music and Pinterest"),
+        (
+            "embedding_dim",
+            STATED_DIM,
+            "The best embedding dimension is 64 on MovieLens 100K, MovieLens 1M, "
+            "Digital Music and Pinterest, and 32 on Yelp",
+        ),
+        (
+            "negative_ratio",
+            STATED_RATIO,
+            "The best negative sampling ratio is 4 on Yelp and MovieLens 100K, "
+            "3 on MovieLens 1M, and 2 on Digital Music and Pinterest",
+        ),
     ):
         c = Claim("4.2.4", text + " (validation HR@10 and NDCG@10).")
         for ds in paper.DATASET_TITLES:
@@ -229,38 +313,72 @@ def sweep_claims(sweeps: dict[str, pd.DataFrame]) -> list[Claim]:
                 continue
             for metric in ("hr@10", "ndcg@10"):
                 best = int(g[metric].idxmax())
-                c.parts.append((best == stated[ds], f"{DS[ds]} {metric.upper()}: best at {best} "
-                                                    f"({g[metric].max():.4f}), paper {stated[ds]} "
-                                                    f"({g.loc[stated[ds], metric]:.4f})"))
+                c.parts.append(
+                    (
+                        best == stated[ds],
+                        f"{DS[ds]} {metric.upper()}: best at {best} "
+                        f"({g[metric].max():.4f}), paper {stated[ds]} "
+                        f"({g.loc[stated[ds], metric]:.4f})",
+                    )
+                )
         out.append(c)
     return out
 
 
-def check_all(tables: dict[str, pd.DataFrame], noise: dict[str, pd.DataFrame],
-              tsne: dict[str, pd.DataFrame], sweeps: dict[str, pd.DataFrame]) -> list[Claim]:
+def check_all(
+    tables: dict[str, pd.DataFrame],
+    noise: dict[str, pd.DataFrame],
+    tsne: dict[str, pd.DataFrame],
+    sweeps: dict[str, pd.DataFrame],
+) -> list[Claim]:
     return [*table_claims(tables), *noise_claims(noise), *tsne_claims(tsne), *sweep_claims(sweeps)]
 
 
 def claims_markdown(claims: list[Claim]) -> str:
-    badge = {AGREES: "✅ **agrees**", DISAGREES: "❌ **does not agree**", UNCHECKED: "⬜ *not checked*"}
+    badge = {
+        AGREES: "✅ **agrees**",
+        DISAGREES: "❌ **does not agree**",
+        UNCHECKED: "⬜ *not checked*",
+    }
     lines = []
     for i, c in enumerate(claims, start=1):
         lines.append(f"{i}. {badge[c.status]} — *“{c.statement}”* (§{c.section}). {c.evidence()}")
         lines += [f"   * {n}" for n in c.notes]
     counts = {s: sum(c.status == s for c in claims) for s in (AGREES, DISAGREES, UNCHECKED)}
+
     def n(k: str, one: str, many: str) -> str:
         return f"{counts[k]} {one if counts[k] == 1 else many}"
 
-    head = (f"Of {len(claims)} claims: {n(AGREES, 'agrees', 'agree')} with our numbers, "
-            f"{n(DISAGREES, 'does not', 'do not')}, {n(UNCHECKED, 'could', 'could')} not be checked "
-            "with the results of this run.")
+    head = (
+        f"Of {len(claims)} claims: {n(AGREES, 'agrees', 'agree')} with our numbers, "
+        f"{n(DISAGREES, 'does not', 'do not')}, {n(UNCHECKED, 'could', 'could')} not be checked "
+        "with the results of this run."
+    )
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
 def claims_frame(claims: list[Claim]) -> pd.DataFrame:
-    return pd.DataFrame([{"section": c.section, "claim": c.statement, "status": c.status,
-                          "parts_held": sum(ok for ok, _ in c.parts), "parts": len(c.parts),
-                          "evidence": c.evidence()} for c in claims])
+    return pd.DataFrame(
+        [
+            {
+                "section": c.section,
+                "claim": c.statement,
+                "status": c.status,
+                "parts_held": sum(ok for ok, _ in c.parts),
+                "parts": len(c.parts),
+                "evidence": c.evidence(),
+            }
+            for c in claims
+        ]
+    )
 
 
-__all__ = ["AGREES", "DISAGREES", "UNCHECKED", "Claim", "check_all", "claims_frame", "claims_markdown"]
+__all__ = [
+    "AGREES",
+    "DISAGREES",
+    "UNCHECKED",
+    "Claim",
+    "check_all",
+    "claims_frame",
+    "claims_markdown",
+]

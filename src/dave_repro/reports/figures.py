@@ -23,7 +23,10 @@ FIGURES = Path("results") / "figures"
 NOISE_PANELS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
 SWEEP_PANELS = ("hr@10", "ndcg@10")
 SWEEP_FILES = {"embedding_dim": "sweep-dim", "negative_ratio": "sweep-negratio"}
-SWEEP_TITLES = {"embedding_dim": "embedding dimension d", "negative_ratio": "negative sampling ratio"}
+SWEEP_TITLES = {
+    "embedding_dim": "embedding dimension d",
+    "negative_ratio": "negative sampling ratio",
+}
 PAPER_FIGURE = {"embedding_dim": 5, "negative_ratio": 6}
 
 
@@ -60,18 +63,30 @@ def noise_figure(summary: pd.DataFrame, dataset: str) -> Any:
     for ax, metric in zip(axes, NOISE_PANELS, strict=True):
         for model in models:
             g = rows[rows["model"] == model].sort_values("level")
-            ax.errorbar(g["level"], g[f"{metric}_mean"], yerr=g[f"{metric}_std"], capsize=2,
-                        label=paper.DISPLAY.get(model, model), **_style(model))
+            ax.errorbar(
+                g["level"],
+                g[f"{metric}_mean"],
+                yerr=g[f"{metric}_std"],
+                capsize=2,
+                label=paper.DISPLAY.get(model, model),
+                **_style(model),
+            )
         ax.set_title(_label(metric))
         ax.set_xlabel("noise level p" if mode == "uniform" else "the user's noise level p")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test metric (sampled, 99 negatives)")
     axes[-1].legend(loc="best", fontsize=8)
     seeds = int(rows["seeds"].max()) if "seeds" in rows else 1
-    how = ("every user and item corrupted at level p (p = 0: clean inputs)" if mode == "uniform"
-           else "each user and item at its own level; grouped by the user's")
-    fig.suptitle(f"Figure 2 (ours): noise tolerability on {paper.DATASET_TITLES.get(dataset, dataset)} — "
-                 f"{how}; mean ± std over {seeds} seed(s)", fontsize=11)
+    how = (
+        "every user and item corrupted at level p (p = 0: clean inputs)"
+        if mode == "uniform"
+        else "each user and item at its own level; grouped by the user's"
+    )
+    fig.suptitle(
+        f"Figure 2 (ours): noise tolerability on {paper.DATASET_TITLES.get(dataset, dataset)} — "
+        f"{how}; mean ± std over {seeds} seed(s)",
+        fontsize=11,
+    )
     return fig
 
 
@@ -79,18 +94,32 @@ def noise_figure(summary: pd.DataFrame, dataset: str) -> Any:
 # Figures 3-4
 
 
-def tsne_figure(maps: dict[str, pd.DataFrame], scores: pd.DataFrame, side: str, dataset: str) -> Any:
+def tsne_figure(
+    maps: dict[str, pd.DataFrame], scores: pd.DataFrame, side: str, dataset: str
+) -> Any:
     """One panel per model: the t-SNE map of ``side`` coloured by the best k-means clustering."""
     plt = _plt()
     models = list(maps)  # as tsne.models lists them: DAVE first, as the paper's panels (a), (b)
-    fig, axes = plt.subplots(1, len(models), figsize=(5.6 * len(models), 5.4), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        1, len(models), figsize=(5.6 * len(models), 5.4), squeeze=False, constrained_layout=True
+    )
     for ax, model in zip(axes[0], models, strict=True):
         pts = maps[model]
         pts = pts[pts["side"] == side]
-        best = scores[(scores["model"] == model) & (scores["side"] == side) & scores["best"].astype(bool)]
-        ax.scatter(pts["x"], pts["y"], c=pts["cluster"], cmap="tab10", s=6, alpha=0.8, linewidths=0,
-                   vmin=0, vmax=9)
+        best = scores[
+            (scores["model"] == model) & (scores["side"] == side) & scores["best"].astype(bool)
+        ]
+        ax.scatter(
+            pts["x"],
+            pts["y"],
+            c=pts["cluster"],
+            cmap="tab10",
+            s=6,
+            alpha=0.8,
+            linewidths=0,
+            vmin=0,
+            vmax=9,
+        )
         name = paper.DISPLAY.get(model, model)
         if best.empty:
             note = "no clustering"
@@ -98,14 +127,25 @@ def tsne_figure(maps: dict[str, pd.DataFrame], scores: pd.DataFrame, side: str, 
             b = best.iloc[0]
             note = f"silhouette {b['silhouette']:.3f} (k = {int(b['k'])})"
         ax.set_title(f"{name}: {len(pts):,} {side}s")
-        ax.text(0.02, 0.98, note, transform=ax.transAxes, va="top", ha="left", fontsize=11,
-                bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85})
+        ax.text(
+            0.02,
+            0.98,
+            note,
+            transform=ax.transAxes,
+            va="top",
+            ha="left",
+            fontsize=11,
+            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85},
+        )
         ax.set_xticks([])
         ax.set_yticks([])
     number = 3 if side == "user" else 4
-    fig.suptitle(f"Figure {number} (ours): t-SNE of the {side} posteriors [μ, σ] on "
-                 f"{paper.DATASET_TITLES.get(dataset, dataset)}; colours: best k-means of [μ, σ] "
-                 "(silhouette on [μ, σ])", fontsize=11)
+    fig.suptitle(
+        f"Figure {number} (ours): t-SNE of the {side} posteriors [μ, σ] on "
+        f"{paper.DATASET_TITLES.get(dataset, dataset)}; colours: best k-means of [μ, σ] "
+        "(silhouette on [μ, σ])",
+        fontsize=11,
+    )
     return fig
 
 
@@ -120,28 +160,52 @@ def sweep_figure(summaries: dict[str, pd.DataFrame], param: str) -> Any:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     for ax, metric in zip(axes, SWEEP_PANELS, strict=True):
         for dataset, df in summaries.items():
-            g = df[df["param"] == param].groupby("value")[metric].agg(["mean", "std", "count"]).reset_index()
+            g = (
+                df[df["param"] == param]
+                .groupby("value")[metric]
+                .agg(["mean", "std", "count"])
+                .reset_index()
+            )
             if g.empty:
                 continue
-            line = ax.errorbar(g["value"], g["mean"], yerr=g["std"].fillna(0.0), marker="o", capsize=2,
-                               label=paper.DATASET_TITLES.get(dataset, dataset))
+            line = ax.errorbar(
+                g["value"],
+                g["mean"],
+                yerr=g["std"].fillna(0.0),
+                marker="o",
+                capsize=2,
+                label=paper.DATASET_TITLES.get(dataset, dataset),
+            )
             if dataset in chosen.index and param in chosen.columns:
                 v = int(chosen.loc[dataset, param])
                 hit = g[g["value"] == v]
                 if not hit.empty:
-                    ax.plot([v], [hit["mean"].iloc[0]], marker="*", markersize=16, linestyle="none",
-                            color=line[0].get_color(), markeredgecolor="black", zorder=6)
+                    ax.plot(
+                        [v],
+                        [hit["mean"].iloc[0]],
+                        marker="*",
+                        markersize=16,
+                        linestyle="none",
+                        color=line[0].get_color(),
+                        markeredgecolor="black",
+                        zorder=6,
+                    )
         if param == "embedding_dim":
             ax.set_xscale("log", base=2)
-        values = sorted({int(v) for df in summaries.values() for v in df.loc[df["param"] == param, "value"]})
+        values = sorted(
+            {int(v) for df in summaries.values() for v in df.loc[df["param"] == param, "value"]}
+        )
         ax.set_xticks(values)
         ax.set_xticklabels([str(v) for v in values])
         ax.set_xlabel(SWEEP_TITLES[param])
         ax.set_ylabel(f"validation {_label(metric)}")
         ax.grid(alpha=0.3)
     axes[0].legend(loc="best", fontsize=8)
-    fig.suptitle(f"Figure {PAPER_FIGURE[param]} (ours): DAVE against the {SWEEP_TITLES[param]} "
-                 "(★ the paper's chosen value)", fontsize=11)
+    fig.suptitle(
+        f"Figure {PAPER_FIGURE[param]} (ours): DAVE against the {SWEEP_TITLES[param]} "
+        "(★ the paper's chosen value)",
+        fontsize=11,
+    )
     return fig
 
 
@@ -163,27 +227,45 @@ def _save(fig: Any, target: Path, formats: tuple[str, ...] = ("png",)) -> list[P
     for fmt in formats:
         path = target.with_suffix(f".{fmt}")
         with atomic.atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=130, metadata={"CreationDate": None} if fmt == "pdf"
-                        else {"Software": None} if fmt == "png" else None)
+            fig.savefig(
+                tmp,
+                format=fmt,
+                dpi=130,
+                metadata={"CreationDate": None}
+                if fmt == "pdf"
+                else {"Software": None}
+                if fmt == "png"
+                else None,
+            )
         out.append(path)
     plt.close(fig)
     return out
 
 
-def write_figures(params: dict[str, Any], out: Path = FIGURES, root: Path = Path("results")) -> list[Path]:
+def write_figures(
+    params: dict[str, Any], out: Path = FIGURES, root: Path = Path("results")
+) -> list[Path]:
     """Every figure whose study produced results, into ``out`` (replaced as a whole)."""
     written: list[str] = []
     with atomic.atomic_dir(out) as tmp:
-        noise = [(d, s) for d in params["datasets"] if (s := read_summary("noise", d, root)) is not None]
+        noise = [
+            (d, s) for d in params["datasets"] if (s := read_summary("noise", d, root)) is not None
+        ]
         for i, (dataset, summary) in enumerate(noise):
             name = "noise" if i == 0 else f"noise-{dataset}"
-            written += [p.name for p in _save(noise_figure(summary, dataset), tmp / name, ("png", "pdf"))]
+            written += [
+                p.name for p in _save(noise_figure(summary, dataset), tmp / name, ("png", "pdf"))
+            ]
         sil = []
         for dataset in params["datasets"]:
             scores = read_summary("tsne", dataset, root)
             if scores is None:
                 continue
-            maps = {m: _read_map(tsne_path(d, m, s, root)) for d, m, s in tsne_jobs(params) if d == dataset}
+            maps = {
+                m: _read_map(tsne_path(d, m, s, root))
+                for d, m, s in tsne_jobs(params)
+                if d == dataset
+            }
             suffix = "" if not sil else f"-{dataset}"
             for side in ("user", "item"):
                 fig = tsne_figure(maps, scores, side, dataset)
@@ -193,11 +275,15 @@ def write_figures(params: dict[str, Any], out: Path = FIGURES, root: Path = Path
             table = pd.concat(sil, ignore_index=True)
             table.to_csv(tmp / "tsne-silhouette.csv", index=False, float_format="%.6f")
             written.append("tsne-silhouette.csv")
-        sweeps = {d: s for d in params["datasets"] if (s := read_summary("sweeps", d, root)) is not None}
+        sweeps = {
+            d: s for d in params["datasets"] if (s := read_summary("sweeps", d, root)) is not None
+        }
         for param, name in SWEEP_FILES.items():
             have = {d: s for d, s in sweeps.items() if (s["param"] == param).any()}
             if have:
-                written += [p.name for p in _save(sweep_figure(have, param), tmp / name, ("png", "pdf"))]
+                written += [
+                    p.name for p in _save(sweep_figure(have, param), tmp / name, ("png", "pdf"))
+                ]
     if not written:
         log.warning("no study produced results for the selected datasets: no figures")
     return [out / n for n in sorted(written)]

@@ -34,12 +34,24 @@ def columns() -> list[str]:
     """The CSV's columns, in order."""
     cols = ["model", "name", "seeds"]
     for m in METRICS:
-        cols += [f"{m}_mean", f"{m}_std", f"{m}_paper", f"{m}_diff", f"{m}_best", f"{m}_best_robust",
-                 f"{m}_paper_best", f"{m}_paper_best_robust"]
+        cols += [
+            f"{m}_mean",
+            f"{m}_std",
+            f"{m}_paper",
+            f"{m}_diff",
+            f"{m}_best",
+            f"{m}_best_robust",
+            f"{m}_paper_best",
+            f"{m}_paper_best_robust",
+        ]
     cols += [f"dave_diff_{TEST_METRIC}", f"dave_p_{TEST_METRIC}", f"dave_users_{TEST_METRIC}"]
     for m in METRICS:
         cols += [f"full_{m}_mean", f"full_{m}_std", f"full_{m}_best", f"full_{m}_best_robust"]
-    cols += [f"full_dave_diff_{TEST_METRIC}", f"full_dave_p_{TEST_METRIC}", f"full_dave_users_{TEST_METRIC}"]
+    cols += [
+        f"full_dave_diff_{TEST_METRIC}",
+        f"full_dave_p_{TEST_METRIC}",
+        f"full_dave_users_{TEST_METRIC}",
+    ]
     return cols
 
 
@@ -64,8 +76,9 @@ def _paper_marks(dataset: str) -> dict[tuple[str, str], tuple[bool, bool]]:
     return out
 
 
-def dataset_table(params: dict[str, Any], dataset: str, profile: str | None = None,
-                  root: Path = Path("results")) -> pd.DataFrame:
+def dataset_table(
+    params: dict[str, Any], dataset: str, profile: str | None = None, root: Path = Path("results")
+) -> pd.DataFrame:
     agg = collect(params, dataset, profile, root)
     prof = config.active_profile(params, profile)
     models = paper.model_order(list(agg["models"]))
@@ -73,8 +86,11 @@ def dataset_table(params: dict[str, Any], dataset: str, profile: str | None = No
     rows = []
     for model in models:
         res = agg["models"][model]
-        row: dict[str, Any] = {"model": model, "name": paper.DISPLAY.get(model, model),
-                               "seeds": res.get("sampled", {}).get("n", 0)}
+        row: dict[str, Any] = {
+            "model": model,
+            "name": paper.DISPLAY.get(model, model),
+            "seeds": res.get("sampled", {}).get("n", 0),
+        }
         for proto in PROTOCOLS:
             block = res.get(proto) or {}
             for m in METRICS:
@@ -84,7 +100,9 @@ def dataset_table(params: dict[str, Any], dataset: str, profile: str | None = No
             pv = paper.paper_value(dataset, model, m)
             row[f"{m}_paper"] = np.nan if pv is None else pv
             row[f"{m}_diff"] = row[f"{m}_mean"] - row[f"{m}_paper"]
-            row[f"{m}_paper_best"], row[f"{m}_paper_best_robust"] = marks.get((model, m), (False, False))
+            row[f"{m}_paper_best"], row[f"{m}_paper_best_robust"] = marks.get(
+                (model, m), (False, False)
+            )
         rows.append(row)
     df = pd.DataFrame(rows)
     everyone = pd.Series(True, index=df.index)
@@ -130,8 +148,10 @@ def _test_cell(r: pd.Series, p: str) -> str:
 
 def _header(extra: str) -> list[str]:
     names = [m.upper().replace("NDCG", "NDCG") for m in METRICS]
-    return ["| Model | Seeds | " + " | ".join(names) + f" | {extra} |",
-            "|---|---|" + "---|" * len(METRICS) + "---|"]
+    return [
+        "| Model | Seeds | " + " | ".join(names) + f" | {extra} |",
+        "|---|---|" + "---|" * len(METRICS) + "---|",
+    ]
 
 
 def table_markdown(df: pd.DataFrame, dataset: str, profile: str) -> str:
@@ -153,32 +173,63 @@ def table_markdown(df: pd.DataFrame, dataset: str, profile: str) -> str:
     for _, r in df.iterrows():
         cells = []
         for m in METRICS:
-            ours = _mark_md(f"{_num(r[f'{m}_mean'])} ± {_num(r[f'{m}_std'])}", r[f"{m}_best"],
-                            r[f"{m}_best_robust"]) if not pd.isna(r[f"{m}_mean"]) else "–"
+            ours = (
+                _mark_md(
+                    f"{_num(r[f'{m}_mean'])} ± {_num(r[f'{m}_std'])}",
+                    r[f"{m}_best"],
+                    r[f"{m}_best_robust"],
+                )
+                if not pd.isna(r[f"{m}_mean"])
+                else "–"
+            )
             if pd.isna(r[f"{m}_paper"]):
                 theirs = "[not in the paper]"
             else:
-                pv = _mark_md(_num(r[f"{m}_paper"]), r[f"{m}_paper_best"], r[f"{m}_paper_best_robust"])
+                pv = _mark_md(
+                    _num(r[f"{m}_paper"]), r[f"{m}_paper_best"], r[f"{m}_paper_best_robust"]
+                )
                 theirs = f"[{pv}, {r[f'{m}_diff']:+.4f}]"
             cells.append(f"{ours} {theirs}")
-        lines.append(f"| {r['name']} | {r['seeds']} | " + " | ".join(cells) + f" | {_test_cell(r, '')} |")
-    lines += ["", "## Full ranking (the test item against every item outside the user's training row)", "",
-              "Not in the paper (P§3): sampled metrics can rank models differently (Krichene & Rendle, 2020).",
-              "", *_header("DAVE − model, NDCG@10 per user")]
+        lines.append(
+            f"| {r['name']} | {r['seeds']} | " + " | ".join(cells) + f" | {_test_cell(r, '')} |"
+        )
+    lines += [
+        "",
+        "## Full ranking (the test item against every item outside the user's training row)",
+        "",
+        "Not in the paper (P§3): sampled metrics can rank models differently (Krichene & Rendle, 2020).",
+        "",
+        *_header("DAVE − model, NDCG@10 per user"),
+    ]
     for _, r in df.iterrows():
-        cells = [_mark_md(f"{_num(r[f'full_{m}_mean'])} ± {_num(r[f'full_{m}_std'])}", r[f"full_{m}_best"],
-                          r[f"full_{m}_best_robust"]) if not pd.isna(r[f"full_{m}_mean"]) else "–"
-                 for m in METRICS]
-        lines.append(f"| {r['name']} | {r['seeds']} | " + " | ".join(cells) + f" | {_test_cell(r, 'full_')} |")
+        cells = [
+            _mark_md(
+                f"{_num(r[f'full_{m}_mean'])} ± {_num(r[f'full_{m}_std'])}",
+                r[f"full_{m}_best"],
+                r[f"full_{m}_best_robust"],
+            )
+            if not pd.isna(r[f"full_{m}_mean"])
+            else "–"
+            for m in METRICS
+        ]
+        lines.append(
+            f"| {r['name']} | {r['seeds']} | "
+            + " | ".join(cells)
+            + f" | {_test_cell(r, 'full_')} |"
+        )
     lines += ["", "## Notes", ""]
     if has_ref:
-        lines.append(f"* Last column: DAVE's paired difference from each model in per-user NDCG@10: "
-                     f"{HOW_SEEDS_COMBINE}. Positive: DAVE is better.")
+        lines.append(
+            f"* Last column: DAVE's paired difference from each model in per-user NDCG@10: "
+            f"{HOW_SEEDS_COMBINE}. Positive: DAVE is better."
+        )
     else:
         lines.append("* DAVE is not among these runs, so no paired tests against it.")
     missing = [paper.DISPLAY[m] for m in paper.PAPER_ORDER if m not in set(df["model"])]
     if missing:
-        lines.append(f"* Not run in this profile (the paper's rows without ours): {', '.join(missing)}.")
+        lines.append(
+            f"* Not run in this profile (the paper's rows without ours): {', '.join(missing)}."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -193,30 +244,53 @@ def table_latex(df: pd.DataFrame, dataset: str, profile: str) -> str:
     number = paper.TABLE_NUMBER.get(dataset)
     head = " & ".join(["Model", *[m.upper() for m in METRICS], r"$\Delta$NDCG@10 ($p$)"]) + r" \\"
     out = []
-    for proto, caption in (("sampled", "sampled protocol (99 fixed negatives)"),
-                           ("full", "full ranking (not in the paper)")):
+    for proto, caption in (
+        ("sampled", "sampled protocol (99 fixed negatives)"),
+        ("full", "full ranking (not in the paper)"),
+    ):
         p = _prefix(proto)
         body = []
         for _, r in df.iterrows():
-            cells = [_mark_tex(f"{_num(r[f'{p}{m}_mean'])} $\\pm$ {_num(r[f'{p}{m}_std'])}",
-                               r[f"{p}{m}_best"], r[f"{p}{m}_best_robust"])
-                     if not pd.isna(r[f"{p}{m}_mean"]) else "--" for m in METRICS]
+            cells = [
+                _mark_tex(
+                    f"{_num(r[f'{p}{m}_mean'])} $\\pm$ {_num(r[f'{p}{m}_std'])}",
+                    r[f"{p}{m}_best"],
+                    r[f"{p}{m}_best_robust"],
+                )
+                if not pd.isna(r[f"{p}{m}_mean"])
+                else "--"
+                for m in METRICS
+            ]
             test = _test_cell(r, p).replace("p < ", "$p<$").replace("p = ", "$p=$")
             body.append(" & ".join([r["name"], *cells, test]) + r" \\")
             if proto == "sampled" and not pd.isna(r[f"{METRICS[0]}_paper"]):
                 paper_cells = [
-                    "\\textit{" + _mark_tex(_num(r[f"{m}_paper"]), r[f"{m}_paper_best"],
-                                            r[f"{m}_paper_best_robust"]) + f" ({r[f'{m}_diff']:+.4f})}}"
-                    for m in METRICS]
-                body.append(" & ".join([r"\quad\textit{paper ($\Delta$)}", *paper_cells, ""]) + r" \\")
+                    "\\textit{"
+                    + _mark_tex(
+                        _num(r[f"{m}_paper"]), r[f"{m}_paper_best"], r[f"{m}_paper_best_robust"]
+                    )
+                    + f" ({r[f'{m}_diff']:+.4f})}}"
+                    for m in METRICS
+                ]
+                body.append(
+                    " & ".join([r"\quad\textit{paper ($\Delta$)}", *paper_cells, ""]) + r" \\"
+                )
         out += [
-            r"\begin{table}[t]", r"\centering",
+            r"\begin{table}[t]",
+            r"\centering",
             f"\\caption{{Table {number} (reproduced): {title}, {caption}; profile \\texttt{{{profile}}}, "
             r"mean $\pm$ std over seeds. Bold: best per column; underlined: best among CDAE, APR, ACAE. "
             r"Last column: DAVE minus the model in per-user NDCG@10 (Wilcoxon signed-rank).}",
             f"\\label{{tab:{dataset}-{proto}}}",
             r"\resizebox{\textwidth}{!}{%",
-            r"\begin{tabular}{l" + "c" * len(METRICS) + "l}", r"\toprule", head, r"\midrule",
-            *body, r"\bottomrule", r"\end{tabular}}", r"\end{table}", "",
+            r"\begin{tabular}{l" + "c" * len(METRICS) + "l}",
+            r"\toprule",
+            head,
+            r"\midrule",
+            *body,
+            r"\bottomrule",
+            r"\end{tabular}}",
+            r"\end{table}",
+            "",
         ]
     return "\n".join(out)

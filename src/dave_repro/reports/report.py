@@ -46,13 +46,19 @@ def _noise_section(noise: dict[str, pd.DataFrame]) -> list[str]:
         piv = rows.pivot_table(index="model", columns="level", values="hr@10_mean")
         piv = piv.loc[paper.model_order(list(piv.index))]
         levels = list(piv.columns)
-        lines += [f"HR@10 on {paper.DATASET_TITLES.get(ds, ds)} by noise level (mean over seeds; "
-                  f"mode `{s['mode'].iloc[0]}`; full numbers in `noise/{ds}.csv`):", "",
-                  "| Model | " + " | ".join(f"p = {lv:g}" for lv in levels) + " |",
-                  "|---|" + "---|" * len(levels)]
+        lines += [
+            f"HR@10 on {paper.DATASET_TITLES.get(ds, ds)} by noise level (mean over seeds; "
+            f"mode `{s['mode'].iloc[0]}`; full numbers in `noise/{ds}.csv`):",
+            "",
+            "| Model | " + " | ".join(f"p = {lv:g}" for lv in levels) + " |",
+            "|---|" + "---|" * len(levels),
+        ]
         for model, vals in piv.iterrows():
             best = piv.max(axis=0)
-            cells = [f"**{v:.4f}**" if abs(v - best[lv]) < 1e-12 else f"{v:.4f}" for lv, v in vals.items()]
+            cells = [
+                f"**{v:.4f}**" if abs(v - best[lv]) < 1e-12 else f"{v:.4f}"
+                for lv, v in vals.items()
+            ]
             lines.append(f"| {paper.DISPLAY.get(model, model)} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
@@ -62,14 +68,20 @@ def _tsne_section(tsne: dict[str, pd.DataFrame]) -> list[str]:
     lines = []
     for ds, s in tsne.items():
         best = s[s["best"].astype(bool)]
-        lines += [f"Silhouette of the best k-means clustering of [μ, σ] on {paper.DATASET_TITLES.get(ds, ds)} "
-                  "(higher: more separated clusters; every k in `figures/tsne-silhouette.csv`):", "",
-                  "| Model | users (k) | items (k) |", "|---|---|---|"]
+        lines += [
+            f"Silhouette of the best k-means clustering of [μ, σ] on {paper.DATASET_TITLES.get(ds, ds)} "
+            "(higher: more separated clusters; every k in `figures/tsne-silhouette.csv`):",
+            "",
+            "| Model | users (k) | items (k) |",
+            "|---|---|---|",
+        ]
         for model in paper.model_order(list(dict.fromkeys(best["model"]))):
             cells = []
             for side in ("user", "item"):
                 r = best[(best["model"] == model) & (best["side"] == side)]
-                cells.append("–" if r.empty else f"{r.iloc[0]['silhouette']:.3f} ({int(r.iloc[0]['k'])})")
+                cells.append(
+                    "–" if r.empty else f"{r.iloc[0]['silhouette']:.3f} ({int(r.iloc[0]['k'])})"
+                )
             lines.append(f"| {paper.DISPLAY.get(model, model)} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
@@ -80,17 +92,26 @@ def _sweep_section(sweeps: dict[str, pd.DataFrame]) -> list[str]:
     for ds, s in sweeps.items():
         for param in s["param"].unique():
             g = s[s["param"] == param].groupby("value")[["hr@10", "ndcg@10"]].mean()
-            cells = " | ".join(f"{v}: {r['hr@10']:.4f} / {r['ndcg@10']:.4f}" for v, r in g.iterrows())
-            lines.append(f"* {paper.DATASET_TITLES.get(ds, ds)}, {param} (validation HR@10 / NDCG@10): {cells}")
+            cells = " | ".join(
+                f"{v}: {r['hr@10']:.4f} / {r['ndcg@10']:.4f}" for v, r in g.iterrows()
+            )
+            lines.append(
+                f"* {paper.DATASET_TITLES.get(ds, ds)}, {param} (validation HR@10 / NDCG@10): {cells}"
+            )
     return [*lines, ""] if lines else []
 
 
-def report_markdown(params: dict[str, Any], profile: str | None = None, root: Path = RESULTS) -> str:
+def report_markdown(
+    params: dict[str, Any], profile: str | None = None, root: Path = RESULTS
+) -> str:
     prof_name = profile or params["profile"]
     prof = config.active_profile(params, prof_name)
     datasets = params["datasets"]
-    tables = {d: pd.read_csv(root / "tables" / f"table-{d}.csv") for d in datasets
-              if (root / "tables" / f"table-{d}.csv").is_file()}
+    tables = {
+        d: pd.read_csv(root / "tables" / f"table-{d}.csv")
+        for d in datasets
+        if (root / "tables" / f"table-{d}.csv").is_file()
+    }
     noise = {d: s for d in datasets if (s := read_summary("noise", d, root)) is not None}
     tsne = {d: s for d in datasets if (s := read_summary("tsne", d, root)) is not None}
     sweeps = {d: s for d in datasets if (s := read_summary("sweeps", d, root)) is not None}
@@ -115,17 +136,28 @@ def report_markdown(params: dict[str, Any], profile: str | None = None, root: Pa
     ]
     for d in datasets:
         path = root / "tables" / f"table-{d}.md"
-        lines += [_demote(_read(path)).strip(), "", f"(also `tables/table-{d}.csv`, `tables/table-{d}.tex`)", ""]
-    lines += ["## Noise tolerability (Figure 2)", "", *_figure(root, "noise.png", "Figure 2: noise"),
-              *_noise_section(noise),
-              "## Expressiveness (Figures 3–4)", "",
-              *_figure(root, "tsne-users.png", "Figure 3: t-SNE of user posteriors"),
-              *_figure(root, "tsne-items.png", "Figure 4: t-SNE of item posteriors"),
-              *_tsne_section(tsne),
-              "## Hyper-parameters (Figures 5–6)", "",
-              *_figure(root, "sweep-dim.png", "Figure 5: embedding dimension"),
-              *_figure(root, "sweep-negratio.png", "Figure 6: negative sampling ratio"),
-              *_sweep_section(sweeps)]
+        lines += [
+            _demote(_read(path)).strip(),
+            "",
+            f"(also `tables/table-{d}.csv`, `tables/table-{d}.tex`)",
+            "",
+        ]
+    lines += [
+        "## Noise tolerability (Figure 2)",
+        "",
+        *_figure(root, "noise.png", "Figure 2: noise"),
+        *_noise_section(noise),
+        "## Expressiveness (Figures 3–4)",
+        "",
+        *_figure(root, "tsne-users.png", "Figure 3: t-SNE of user posteriors"),
+        *_figure(root, "tsne-items.png", "Figure 4: t-SNE of item posteriors"),
+        *_tsne_section(tsne),
+        "## Hyper-parameters (Figures 5–6)",
+        "",
+        *_figure(root, "sweep-dim.png", "Figure 5: embedding dimension"),
+        *_figure(root, "sweep-negratio.png", "Figure 6: negative sampling ratio"),
+        *_sweep_section(sweeps),
+    ]
     return "\n".join(lines).rstrip() + "\n"
 
 

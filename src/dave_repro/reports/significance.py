@@ -22,8 +22,10 @@ from ..evaluation.metrics import per_user_ndcg
 
 REFERENCE = "dave"
 RANK_COLUMNS = {"sampled": "rank_sampled", "full": "rank_full"}
-HOW_SEEDS_COMBINE = ("per user, NDCG@10 averaged over the model's seeds, then a two-sided "
-                     "Wilcoxon signed-rank test over users (ties dropped)")
+HOW_SEEDS_COMBINE = (
+    "per user, NDCG@10 averaged over the model's seeds, then a two-sided "
+    "Wilcoxon signed-rank test over users (ties dropped)"
+)
 
 
 def read_ranks(path: Path) -> pd.DataFrame:
@@ -34,15 +36,23 @@ def read_ranks(path: Path) -> pd.DataFrame:
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise DataFormatError(path, f"not a readable parquet file ({exc})") from None
     if "user" not in df.columns or "rank_sampled" not in df.columns:
-        raise DataFormatError(path, f"expected columns user, rank_sampled[, rank_full], found {list(df.columns)}")
+        raise DataFormatError(
+            path, f"expected columns user, rank_sampled[, rank_full], found {list(df.columns)}"
+        )
     users = df["user"].to_numpy()
     if not np.array_equal(np.sort(users), np.arange(len(df))):
         raise DataFormatError(path, "must hold exactly one row per user (0..N-1)")
     return df.sort_values("user").reset_index(drop=True)
 
 
-def user_ndcg(root: Path, dataset: str, model: str, seeds: Sequence[int], protocol: str = "sampled",
-              k: int = 10) -> np.ndarray | None:
+def user_ndcg(
+    root: Path,
+    dataset: str,
+    model: str,
+    seeds: Sequence[int],
+    protocol: str = "sampled",
+    k: int = 10,
+) -> np.ndarray | None:
     """Per-user NDCG@k averaged over ``seeds`` (None when a run lacks that protocol's ranks)."""
     col = RANK_COLUMNS[protocol]
     per_seed = []
@@ -52,7 +62,9 @@ def user_ndcg(root: Path, dataset: str, model: str, seeds: Sequence[int], protoc
             return None
         per_seed.append(per_user_ndcg(df[col].to_numpy(), k))
     if len({a.size for a in per_seed}) > 1:
-        raise DataFormatError(root / "runs" / dataset / model, "seeds disagree on the number of users")
+        raise DataFormatError(
+            root / "runs" / dataset / model, "seeds disagree on the number of users"
+        )
     return np.mean(per_seed, axis=0)
 
 
@@ -64,13 +76,22 @@ def paired_test(reference: np.ndarray, other: np.ndarray) -> dict[str, Any]:
         raise ValueError(f"paired test over different users: {reference.shape} vs {other.shape}")
     d = reference - other
     nonzero = int(np.count_nonzero(d))
-    p = float(wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue) if nonzero else float("nan")
+    p = (
+        float(wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+        if nonzero
+        else float("nan")
+    )
     return {"diff": float(d.mean()), "p": p, "users": nonzero}
 
 
-def against_reference(root: Path, dataset: str, seeds_of: dict[str, Sequence[int]],
-                      protocol: str = "sampled", k: int = 10,
-                      reference: str = REFERENCE) -> dict[str, dict[str, Any]]:
+def against_reference(
+    root: Path,
+    dataset: str,
+    seeds_of: dict[str, Sequence[int]],
+    protocol: str = "sampled",
+    k: int = 10,
+    reference: str = REFERENCE,
+) -> dict[str, dict[str, Any]]:
     """The paired test of ``reference`` against every other model (empty without the reference)."""
     if reference not in seeds_of:
         return {}

@@ -67,7 +67,9 @@ def noise_summary(params: dict[str, Any], dataset: str, root: Path = RESULTS) ->
 
 
 def _level_key(level: Any) -> str:
-    return "all" if level is None or (isinstance(level, float) and math.isnan(level)) else f"{level:g}"
+    return (
+        "all" if level is None or (isinstance(level, float) and math.isnan(level)) else f"{level:g}"
+    )
 
 
 def noise_metrics(summary: pd.DataFrame) -> dict[str, Any]:
@@ -100,7 +102,10 @@ def tsne_summary(params: dict[str, Any], dataset: str, root: Path = RESULTS) -> 
 def tsne_metrics(summary: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for r in summary[summary["best"].astype(bool)].itertuples(index=False):
-        out.setdefault(r.model, {})[f"{r.side}s"] = {"k": int(r.k), "silhouette": round(float(r.silhouette), 6)}
+        out.setdefault(r.model, {})[f"{r.side}s"] = {
+            "k": int(r.k),
+            "silhouette": round(float(r.silhouette), 6),
+        }
     return out
 
 
@@ -117,18 +122,42 @@ def _validation_at_best(path: Path) -> dict[str, Any]:
         raise DataFormatError(path, f"not valid JSON ({exc})") from None
     best = [h for h in info.get("history", []) if h.get("epoch") == info.get("best_epoch")]
     if not best:
-        raise DataFormatError(path, f"no history record for the best epoch {info.get('best_epoch')}")
-    return {"best_epoch": info["best_epoch"], "epochs_run": info.get("epochs_run"),
-            **{m: best[0].get(f"valid/{m}", np.nan) for m in SWEEP_METRICS}}
+        raise DataFormatError(
+            path, f"no history record for the best epoch {info.get('best_epoch')}"
+        )
+    return {
+        "best_epoch": info["best_epoch"],
+        "epochs_run": info.get("epochs_run"),
+        **{m: best[0].get(f"valid/{m}", np.nan) for m in SWEEP_METRICS},
+    }
 
 
 def sweep_summary(params: dict[str, Any], dataset: str, root: Path = RESULTS) -> pd.DataFrame:
     rows = []
     for p in sweep_points(params, dataset):
         rd = root / p.rd.relative_to(RESULTS) if p.rd.is_relative_to(RESULTS) else p.rd
-        rows.append({"param": p.param, "value": p.value, "seed": p.seed, "chosen": p.chosen,
-                     "point": p.point, "run": p.rd.as_posix(), **_validation_at_best(rd / "train.json")})
-    cols = ["param", "value", "seed", "chosen", "point", "run", "best_epoch", "epochs_run", *SWEEP_METRICS]
+        rows.append(
+            {
+                "param": p.param,
+                "value": p.value,
+                "seed": p.seed,
+                "chosen": p.chosen,
+                "point": p.point,
+                "run": p.rd.as_posix(),
+                **_validation_at_best(rd / "train.json"),
+            }
+        )
+    cols = [
+        "param",
+        "value",
+        "seed",
+        "chosen",
+        "point",
+        "run",
+        "best_epoch",
+        "epochs_run",
+        *SWEEP_METRICS,
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -137,18 +166,27 @@ def sweep_metrics(summary: pd.DataFrame) -> dict[str, Any]:
     if summary.empty:
         return out
     for (param, value), g in summary.groupby(["param", "value"], sort=False):
-        out.setdefault(param, {})[str(value)] = {m: round(float(g[m].mean()), 6) for m in SWEEP_METRICS}
+        out.setdefault(param, {})[str(value)] = {
+            m: round(float(g[m].mean()), 6) for m in SWEEP_METRICS
+        }
     return out
 
 
 # ---------------------------------------------------------------------------------------------
 
 
-def write_summary(kind: str, params: dict[str, Any], dataset: str, root: Path = RESULTS) -> list[Path]:
-    build, metrics = {"noise": (noise_summary, noise_metrics), "tsne": (tsne_summary, tsne_metrics),
-                      "sweeps": (sweep_summary, sweep_metrics)}[kind]
+def write_summary(
+    kind: str, params: dict[str, Any], dataset: str, root: Path = RESULTS
+) -> list[Path]:
+    build, metrics = {
+        "noise": (noise_summary, noise_metrics),
+        "tsne": (tsne_summary, tsne_metrics),
+        "sweeps": (sweep_summary, sweep_metrics),
+    }[kind]
     table = build(params, dataset, root)
-    if kind == "sweeps":  # DVC tracks this directory; a sweep that reuses only main runs leaves it empty
+    if (
+        kind == "sweeps"
+    ):  # DVC tracks this directory; a sweep that reuses only main runs leaves it empty
         (root / "sweep-runs" / dataset).mkdir(parents=True, exist_ok=True)
     csv, js = summary_paths(kind, dataset, root)
     with atomic.atomic_path(csv) as tmp:

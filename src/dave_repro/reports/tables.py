@@ -31,34 +31,53 @@ def _availability(dataset: str) -> str:
     if not mirror or mirror.startswith(("http://", "https://")):
         return "source availability not probed (no local mirror configured)"
     root = Path(mirror) / dataset
-    complete = [f.name for f in spec.forms
-                if all(any((root / (sf.mirror_path + sfx)).exists() or
-                           list((root / sf.mirror_path).parent.glob(Path(sf.mirror_path).name + sfx + ".part*"))
-                           for sfx in ("", ".gz", ".bz2", ".xz")) for sf in f.files)]
+    complete = [
+        f.name
+        for f in spec.forms
+        if all(
+            any(
+                (root / (sf.mirror_path + sfx)).exists()
+                or list(
+                    (root / sf.mirror_path).parent.glob(Path(sf.mirror_path).name + sfx + ".part*")
+                )
+                for sfx in ("", ".gz", ".bz2", ".xz")
+            )
+            for sf in f.files
+        )
+    ]
     if complete:
         return f"the mirror holds source form(s): {', '.join(complete)}"
     return f"its source files are not in the mirror ({root}): the mirror holds no complete form"
 
 
 def _difference_note(ds: str, ours: dict[str, Any], theirs: pd.Series) -> str:
-    diffs = [f"{k} {ours[k] - int(theirs[k]):+,}" for k in ("interactions", "items", "users")
-             if ours[k] != int(theirs[k])]
+    diffs = [
+        f"{k} {ours[k] - int(theirs[k]):+,}"
+        for k in ("interactions", "items", "users")
+        if ours[k] != int(theirs[k])
+    ]
     form = ours.get("source", {}).get("form", "?")
     if not diffs:
         note = "matches the paper exactly."
     else:
         note = "differs from the paper: " + ", ".join(diffs) + "."
         if ds == "yelp":
-            note += (" The paper's counts are APR's filtered Yelp; ours apply the protocol's filters "
-                     "(repeated pairs once, users with at least 10) to the eALS file.")
+            note += (
+                " The paper's counts are APR's filtered Yelp; ours apply the protocol's filters "
+                "(repeated pairs once, users with at least 10) to the eALS file."
+            )
         elif ds == "digital-music":
-            note += (" The paper's exact filtering of the 2018 data is not fully specified "
-                     "(an iterative 5-core is our reading).")
+            note += (
+                " The paper's exact filtering of the 2018 data is not fully specified "
+                "(an iterative 5-core is our reading)."
+            )
         elif ours.get("dropped_users"):
             note += f" {ours['dropped_users']} user(s) were dropped by the filters."
     if ds == "ml-1m" and form == "pairs-plus-latest":
-        note += (" Built from the equivalent form (all pairs + each user's latest item), so only the "
-                 "latest interaction of each user carries a timestamp.")
+        note += (
+            " Built from the equivalent form (all pairs + each user's latest item), so only the "
+            "latest interaction of each user carries a timestamp."
+        )
     return note
 
 
@@ -67,20 +86,28 @@ def datasets_table(params: dict[str, Any], root: Path = Path("data")) -> pd.Data
     rows = []
     for ds in config.DATASETS:
         theirs = stats.loc[ds]
-        row: dict[str, Any] = {"dataset": ds, "title": paper.DATASET_TITLES[ds],
-                               "paper_interactions": int(theirs["interactions"]),
-                               "paper_items": int(theirs["items"]), "paper_users": int(theirs["users"]),
-                               "paper_sparsity": float(theirs["sparsity"])}
+        row: dict[str, Any] = {
+            "dataset": ds,
+            "title": paper.DATASET_TITLES[ds],
+            "paper_interactions": int(theirs["interactions"]),
+            "paper_items": int(theirs["items"]),
+            "paper_users": int(theirs["users"]),
+            "paper_sparsity": float(theirs["sparsity"]),
+        }
         path = root / "processed" / ds / "stats.json"
         if ds in params["datasets"] and path.is_file():
             ours = json.loads(path.read_text())
-            row.update(interactions=ours["interactions"], items=ours["items"], users=ours["users"],
-                       sparsity=round(ours["sparsity"], 4),
-                       diff_interactions=ours["interactions"] - row["paper_interactions"],
-                       diff_items=ours["items"] - row["paper_items"],
-                       diff_users=ours["users"] - row["paper_users"],
-                       source_form=ours.get("source", {}).get("form"),
-                       note=_difference_note(ds, ours, theirs))
+            row.update(
+                interactions=ours["interactions"],
+                items=ours["items"],
+                users=ours["users"],
+                sparsity=round(ours["sparsity"], 4),
+                diff_interactions=ours["interactions"] - row["paper_interactions"],
+                diff_items=ours["items"] - row["paper_items"],
+                diff_users=ours["users"] - row["paper_users"],
+                source_form=ours.get("source", {}).get("form"),
+                note=_difference_note(ds, ours, theirs),
+            )
         elif ds in params["datasets"]:
             row["note"] = "selected but not built yet (run the data stages)."
         else:
@@ -112,7 +139,8 @@ def datasets_markdown(df: pd.DataFrame) -> str:
             f"| {r['title']} | {_fmt_int(r.get('interactions'))} / {_fmt_int(r['paper_interactions'])} "
             f"| {_fmt_int(r.get('items'))} / {_fmt_int(r['paper_items'])} "
             f"| {_fmt_int(r.get('users'))} / {_fmt_int(r['paper_users'])} "
-            f"| {_fmt_pct(r.get('sparsity'))} / {_fmt_pct(r['paper_sparsity'])} |")
+            f"| {_fmt_pct(r.get('sparsity'))} / {_fmt_pct(r['paper_sparsity'])} |"
+        )
     lines += ["", "## Notes", ""]
     lines += [f"* **{r['title']}**: {r['note']}" for _, r in df.iterrows()]
     return "\n".join(lines) + "\n"
@@ -122,15 +150,20 @@ def datasets_markdown(df: pd.DataFrame) -> str:
 # Summary (one row per dataset × model)
 
 
-def summary_frame(params: dict[str, Any], profile: str | None = None,
-                  root: Path = Path("results")) -> pd.DataFrame:
+def summary_frame(
+    params: dict[str, Any], profile: str | None = None, root: Path = Path("results")
+) -> pd.DataFrame:
     rows = []
     for ds in params["datasets"]:
         agg = collect(params, ds, profile, root)
         for model in paper.model_order(list(agg["models"])):
             res = agg["models"][model]
-            row: dict[str, Any] = {"dataset": ds, "model": model, "name": paper.DISPLAY.get(model, model),
-                                   "seeds": res.get("sampled", {}).get("n", 0)}
+            row: dict[str, Any] = {
+                "dataset": ds,
+                "model": model,
+                "name": paper.DISPLAY.get(model, model),
+                "seeds": res.get("sampled", {}).get("n", 0),
+            }
             for proto in ("sampled", "full"):
                 block = res.get(proto)
                 for metric in paper.METRIC_COLUMNS:
@@ -158,7 +191,11 @@ def summary_markdown(df: pd.DataFrame, profile: str) -> str:
         "",
     ]
     cols = paper.METRIC_COLUMNS
-    header = "| Dataset | Model | Seeds | " + " | ".join(c.upper().replace("@", "@") for c in cols) + " |"
+    header = (
+        "| Dataset | Model | Seeds | "
+        + " | ".join(c.upper().replace("@", "@") for c in cols)
+        + " |"
+    )
     sep = "|---|---|---|" + "---|" * len(cols)
     lines += [header, sep]
     for _, r in df.iterrows():
@@ -168,15 +205,25 @@ def summary_markdown(df: pd.DataFrame, profile: str) -> str:
             paper_txt = f" [{pv:.4f}]" if pv is not None and not pd.isna(pv) else ""
             cells.append(_pm(r.get(f"sampled_{c}_mean"), r.get(f"sampled_{c}_std")) + paper_txt)
         lines.append(f"| {r['dataset']} | {r['name']} | {r['seeds']} | " + " | ".join(cells) + " |")
-    lines += ["", "## Full ranking (against every item outside the user's training row)", "", header, sep]
+    lines += [
+        "",
+        "## Full ranking (against every item outside the user's training row)",
+        "",
+        header,
+        sep,
+    ]
     for _, r in df.iterrows():
         cells = [_pm(r.get(f"full_{c}_mean"), r.get(f"full_{c}_std")) for c in cols]
         lines.append(f"| {r['dataset']} | {r['name']} | {r['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_tables(params: dict[str, Any], profile: str | None = None, out: Path = TABLES,
-                 root: Path = Path("results")) -> list[Path]:
+def write_tables(
+    params: dict[str, Any],
+    profile: str | None = None,
+    out: Path = TABLES,
+    root: Path = Path("results"),
+) -> list[Path]:
     """Render every table into ``out`` (replaced as a whole): Table 2, the summary, Tables 4-8."""
     from .performance import dataset_table, table_latex, table_markdown
 

@@ -21,13 +21,17 @@ def save(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def load(path: Path, fingerprint: str | None = None, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load(
+    path: Path, fingerprint: str | None = None, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no checkpoint (train the model first)") from None
     except Exception as exc:  # truncated or foreign files raise many types
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(payload, dict) or "fingerprint" not in payload:
         raise CheckpointError(f"{path}: not a dave-repro checkpoint")
     if fingerprint is not None and payload["fingerprint"] != fingerprint:

@@ -15,7 +15,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DaveError(f"device {name!r} requested but CUDA is not available (use 'auto' or 'cpu')")
+        raise DaveError(
+            f"device {name!r} requested but CUDA is not available (use 'auto' or 'cpu')"
+        )
     return dev
 
 
@@ -30,7 +32,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def epoch_generators(seed: int, epoch: int, device: torch.device) -> tuple[np.random.Generator, torch.Generator]:
+def epoch_generators(
+    seed: int, epoch: int, device: torch.device
+) -> tuple[np.random.Generator, torch.Generator]:
     """All randomness of one epoch, a function of (seed, epoch) only, so resume is exact."""
     rng = np.random.default_rng([seed, epoch, 17])
     gen = torch.Generator(device=device)

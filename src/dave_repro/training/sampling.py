@@ -29,7 +29,9 @@ def positive_pairs(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return users, train.indices.astype(np.int64)
 
 
-def sample_unobserved(train: sp.csr_matrix, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def sample_unobserved(
+    train: sp.csr_matrix, users: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """One item per entry of ``users``, uniformly among items not in that user's training row."""
     n_items = train.shape[1]
     degree = np.diff(train.indptr)
@@ -66,15 +68,19 @@ def epoch_pairs(
 
 
 def pair_batches(
-    train: sp.csr_matrix, ratio: int, batch_size: int, rng: np.random.Generator,
-    max_pairs: int | None, device: torch.device,
+    train: sp.csr_matrix,
+    ratio: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    max_pairs: int | None,
+    device: torch.device,
 ) -> Iterator[PairBatch]:
     users, items, labels = epoch_pairs(train, ratio, rng, max_pairs)
     u = torch.from_numpy(users).to(device)
     i = torch.from_numpy(items).to(device)
     y = torch.from_numpy(labels).to(device)
     for s in range(0, users.size, batch_size):
-        yield PairBatch(u[s:s + batch_size], i[s:s + batch_size], y[s:s + batch_size])
+        yield PairBatch(u[s : s + batch_size], i[s : s + batch_size], y[s : s + batch_size])
 
 
 def n_batches(n_pairs: int, batch_size: int) -> int:

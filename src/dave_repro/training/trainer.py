@@ -61,8 +61,14 @@ class CurveLogger:
         from dvclive import Live
 
         shutil.rmtree(directory, ignore_errors=True)
-        self.live = Live(dir=str(directory), resume=False, report=None, save_dvc_exp=False,
-                         dvcyaml=None, monitor_system=False)
+        self.live = Live(
+            dir=str(directory),
+            resume=False,
+            report=None,
+            save_dvc_exp=False,
+            dvcyaml=None,
+            monitor_system=False,
+        )
 
     def log(self, record: dict[str, Any]) -> None:
         if self.live is None:
@@ -118,10 +124,20 @@ def train(
             model.load_state_dict(state["model"])
             for name, opt in opts.items():
                 opt.load_state_dict(state["optimizers"][name])
-            start, history, best, spent = state["epoch"] + 1, state["history"], state["best"], state["train_seconds"]
+            start, history, best, spent = (
+                state["epoch"] + 1,
+                state["history"],
+                state["best"],
+                state["train_seconds"],
+            )
             resumed = state["epoch"]
-            log.info("resuming after epoch %d (best %s %.4f at epoch %d)", state["epoch"], select,
-                     best["value"], best["epoch"])
+            log.info(
+                "resuming after epoch %d (best %s %.4f at epoch %d)",
+                state["epoch"],
+                select,
+                best["value"],
+                best["epoch"],
+            )
     curves = CurveLogger(curves_dir)
     for record in history:
         curves.log(record)
@@ -140,8 +156,10 @@ def train(
             for key, value in logs.items():
                 if not math.isfinite(value):
                     kept = f"{last_path} (after epoch {epoch - 1})" if epoch > 0 else "none yet"
-                    raise TrainingError(f"epoch {epoch}, step {step}: loss term {key} is {value}; "
-                                        f"training stopped. Last good checkpoint: {kept}.")
+                    raise TrainingError(
+                        f"epoch {epoch}, step {step}: loss term {key} is {value}; "
+                        f"training stopped. Last good checkpoint: {kept}."
+                    )
                 sums[key] = sums.get(key, 0.0) + value
             steps += 1
             if steps % 50 == 0:
@@ -149,22 +167,40 @@ def train(
         bar.close()
         val = validate(model, split, ks)
         spent += time.perf_counter() - t_epoch
-        record = {"epoch": epoch, **{f"train/{k}": v / max(steps, 1) for k, v in sums.items()},
-                  **{f"valid/{k}": v for k, v in val.items()}, "seconds": time.perf_counter() - t_epoch}
+        record = {
+            "epoch": epoch,
+            **{f"train/{k}": v / max(steps, 1) for k, v in sums.items()},
+            **{f"valid/{k}": v for k, v in val.items()},
+            "seconds": time.perf_counter() - t_epoch,
+        }
         history.append(record)
         curves.log(record)
         improved = best is None or val[select] > best["value"]
         if improved:
             best = {"epoch": epoch, "value": val[select]}
             _save_best(best_path, model, fingerprint, epoch, val[select])
-        checkpoint.save(last_path, {
-            "fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
-            "optimizers": {n: o.state_dict() for n, o in opts.items()},
-            "history": history, "best": best, "train_seconds": spent,
-        })
-        log.info("epoch %d: loss %.4f, valid %s %.4f, ndcg@10 %.4f%s (%.0fs)", epoch,
-                 record.get("train/loss", float("nan")), select, val[select], val.get("ndcg@10", float("nan")),
-                 " *" if improved else "", record["seconds"])
+        checkpoint.save(
+            last_path,
+            {
+                "fingerprint": fingerprint,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizers": {n: o.state_dict() for n, o in opts.items()},
+                "history": history,
+                "best": best,
+                "train_seconds": spent,
+            },
+        )
+        log.info(
+            "epoch %d: loss %.4f, valid %s %.4f, ndcg@10 %.4f%s (%.0fs)",
+            epoch,
+            record.get("train/loss", float("nan")),
+            select,
+            val[select],
+            val.get("ndcg@10", float("nan")),
+            " *" if improved else "",
+            record["seconds"],
+        )
     curves.close()
     assert best is not None
     state = checkpoint.load(best_path, fingerprint, map_location=device)
@@ -186,7 +222,13 @@ class _LogProgress:
             yield item
             now = time.perf_counter()
             if now - last >= self.every:
-                log.info("epoch %d: %d batches, %.1f batch/s %s", self.epoch, n, n / (now - t0), self.postfix)
+                log.info(
+                    "epoch %d: %d batches, %.1f batch/s %s",
+                    self.epoch,
+                    n,
+                    n / (now - t0),
+                    self.postfix,
+                )
                 last = now
 
     def set_postfix(self, **kw: Any) -> None:
@@ -205,5 +247,7 @@ def _progress(it: Any, epoch: int, enabled: bool) -> Any:
 
 
 def _save_best(path: Path, model: Recommender, fingerprint: str, epoch: int, value: float) -> None:
-    checkpoint.save(path, {"fingerprint": fingerprint, "epoch": epoch, "value": value,
-                           "model": model.state_dict()})
+    checkpoint.save(
+        path,
+        {"fingerprint": fingerprint, "epoch": epoch, "value": value, "model": model.state_dict()},
+    )
