@@ -167,3 +167,32 @@ def test_checkpoints_load_without_executing_code(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         checkpoint.load(path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_model_trained_under_other_parameters_is_not_evaluated_as_this_run(tiny_workspace):
+    """The case of a training interrupted under a new profile, whose old outputs Snakemake put
+    back: evaluating them would label the old model's metrics with the new configuration."""
+    _run(tiny_workspace, "itempop", 0)
+    rd = run_dir("ml-100k", "itempop", 0)
+    assert json.loads((rd / "train.manifest.json").read_text())["key"]
+    p = _load(tiny_workspace)
+    p["profiles"]["quick"]["train"]["patience"] = 1  # another configuration of the same run
+    job = config.job_config(p, "ml-100k", "itempop", 0)
+    with pytest.raises(CheckpointError, match="trained under other parameters"):
+        evaluate_stage(job, p)
+    assert train_stage(job, p) and evaluate_stage(job, p)  # trained anew, it evaluates
+
+
+def test_an_outputs_key_other_than_the_jobs_refreshes_the_key_file(tmp_path, monkeypatch):
+    from dave_repro import engine
+
+    monkeypatch.chdir(tmp_path)
+    manifest = tmp_path / "train.manifest.json"
+    manifest.write_text(json.dumps({"key": "aaaa"}))
+    path = Path(engine.key_file("train", "aaaa", "ml-100k", manifest=str(manifest)))
+    os.utime(path, (1_000_000, 1_000_000))
+    engine.key_file("train", "aaaa", "ml-100k", manifest=str(manifest))
+    assert path.stat().st_mtime == 1_000_000  # the outputs are this key's: nothing to re-run
+    manifest.write_text(json.dumps({"key": "bbbb"}))  # outputs of another key, put back
+    engine.key_file("train", "aaaa", "ml-100k", manifest=str(manifest))
+    assert path.stat().st_mtime > time.time() - 60  # newer than those outputs: the job re-runs

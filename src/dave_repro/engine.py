@@ -7,6 +7,7 @@ times, no random values), so Snakemake's params trigger re-runs a job only when 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,12 @@ def job_key(params: dict[str, Any], stage: str, dataset: str, model: str, seed: 
 KEYS = ".dave/keys"
 
 
-def key_file(stage: str, key: str, *parts: str) -> str:
+def run_key(stage: str, job: dict[str, Any]) -> str:
+    """The key of a run's stage from its job (what ``job_key`` and ``sweep_key`` compute)."""
+    return _key(stage, job, job["family"])
+
+
+def key_file(stage: str, key: str, *parts: str, manifest: str | None = None) -> str:
     """An empty file named by a job's key, used as one of the job's inputs.
 
     It is created (once) when the Snakefile is parsed, so a new key — changed parameters or
@@ -66,7 +72,21 @@ def key_file(stage: str, key: str, *parts: str) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
+    elif manifest is not None and _recorded_key(Path(manifest)) not in (None, key):
+        # The outputs are another key's: e.g. an interrupted job under this key, whose earlier
+        # outputs Snakemake put back (update() restores them, with fresh file times). A fresh
+        # time on this key's file makes the job run again; the job then decides by content.
+        path.touch()
     return path.as_posix()
+
+
+def _recorded_key(manifest: Path) -> str | None:
+    """The key a stage's manifest says its outputs were made under (None: no manifest)."""
+    try:
+        rec = json.loads(manifest.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return rec.get("key", "")
 
 
 def run_targets(params: dict[str, Any], filename: str, dataset: str | None = None) -> list[str]:

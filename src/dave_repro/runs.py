@@ -19,7 +19,8 @@ import pandas as pd
 
 from . import atomic
 from .config import runtime_config
-from .errors import DataFormatError
+from .engine import run_key
+from .errors import CheckpointError, DataFormatError
 from .locks import artifact_lock
 from .provenance import StageRun, tree_hashes
 
@@ -80,7 +81,9 @@ def train_stage(
             params=train_params(job),
             family=job["family"],
         )
+        key = run_key("train", job)
         if not force and run.up_to_date():
+            _record_key(run, key)
             log.info("train: up to date")
             return False
         import torch  # noqa: F401  (only now: validation and skips stay fast)
@@ -113,7 +116,13 @@ def train_stage(
         )
         # the curves carry wall-clock times: recorded (for `dave audit`), not compared on a rerun
         run.finish(
-            extra={"dataset": ds, "model": model, "seed": seed, "byproducts": tree_hashes(curves)},
+            extra={
+                "dataset": ds,
+                "model": model,
+                "seed": seed,
+                "key": key,
+                "byproducts": tree_hashes(curves),
+            },
             device=str(dev),
         )
         (rd / "last.pt").unlink(missing_ok=True)  # training finished: the resume state is spent
@@ -149,9 +158,12 @@ def evaluate_stage(
             params={**train_params(job), "evaluation": job["evaluation"]},
             family=job["family"],
         )
+        key = run_key("evaluate", job)
         if not force and run.up_to_date():
+            _record_key(run, key)
             log.info("evaluate: up to date")
             return False
+        _check_trained_as_configured(job, rd)
         from .evaluation.evaluate import evaluate_model
 
         split, net, dev = load_run(job, params, rd, device=device, threads=threads)
@@ -179,7 +191,7 @@ def evaluate_stage(
         with atomic.atomic_path(rd / "ranks.parquet") as tmp:
             ranks.to_parquet(tmp, index=False)
         atomic.write_json(rd / "metrics.json", metrics)
-        run.finish(extra={"dataset": ds, "model": model, "seed": seed}, device=str(dev))
+        run.finish(extra={"dataset": ds, "model": model, "seed": seed, "key": key}, device=str(dev))
         s = result["sampled"]
         log.info(
             "test: HR@10 %.4f NDCG@10 %.4f (sampled)%s",
@@ -188,6 +200,28 @@ def evaluate_stage(
             f"; HR@10 {result['full']['hr@10']:.4f} (full)" if result.get("full") else "",
         )
         return True
+
+
+def _record_key(run: StageRun, key: str) -> None:
+    """An up-to-date run whose manifest lacks the engine's current key (made by older code, or
+    under parameters that changed nothing it uses) records it, so the engine stops re-checking."""
+    rec = run.recorded()
+    if rec is not None and rec.get("key") != key:
+        atomic.write_json(run.manifest_path, {**rec, "key": key})
+
+
+def _check_trained_as_configured(job: dict[str, Any], rd: Path) -> None:
+    """Refuse to evaluate a model trained under other parameters than this job's (say, a
+    previous profile's model, left in place when a training under the new one was interrupted):
+    its metrics would be labelled with a configuration that did not produce them."""
+    manifest = rd / "train.manifest.json"
+    recorded = read_json(manifest).get("params")
+    if recorded != json.loads(json.dumps(train_params(job))):
+        raise CheckpointError(
+            f"{rd / 'model.pt'}: trained under other parameters than this run's (see "
+            f"{manifest}); train it first: dave train {job['dataset']} {job['model']} "
+            f"{job['seed']} --profile {job['profile']}"
+        )
 
 
 def _clean_temporaries(directory: Path, names: tuple[str, ...]) -> None:

@@ -10,7 +10,9 @@ RUN = "results/runs/{dataset}/{model}/seed-{seed}/"
 
 def job_key(stage):
     return lambda w: engine.key_file(stage, engine.job_key(P, stage, w.dataset, w.model, w.seed),
-                                     w.dataset, w.model, f"seed-{w.seed}")
+                                     w.dataset, w.model, f"seed-{w.seed}",
+                                     manifest=RUN.format(dataset=w.dataset, model=w.model, seed=w.seed)
+                                     + f"{stage}.manifest.json")
 
 
 rule train:

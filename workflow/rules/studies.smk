@@ -64,7 +64,10 @@ SWEEP_RUN = "results/sweep-runs/{dataset}/{model}/{point}/seed-{seed}/"
 rule sweep_train:
     input:
         lambda w: engine.key_file("train", engine.sweep_key(P, w.dataset, w.point, w.seed),
-                                  "sweeps", w.dataset, w.point, f"seed-{w.seed}"),
+                                  "sweeps", w.dataset, w.point, f"seed-{w.seed}",
+                                  manifest=SWEEP_RUN.format(dataset=w.dataset, model=w.model,
+                                                            point=w.point, seed=w.seed)
+                                  + "train.manifest.json"),
         SPLIT + "train_csr.npz",
         SPLIT + "valid.parquet",
         SPLIT + "negatives_valid.parquet",
