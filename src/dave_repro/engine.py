@@ -47,8 +47,7 @@ def data_key(params: dict[str, Any], stage: str, dataset: str) -> str:
 
 
 def job_key(params: dict[str, Any], stage: str, dataset: str, model: str, seed: int | str) -> str:
-    job = config.job_config(params, dataset, model, int(seed), params["profile"])
-    return _key(stage, job, job["family"])
+    return run_key(stage, config.job_config(params, dataset, model, int(seed), params["profile"]))
 
 
 KEYS = ".dave/keys"
@@ -111,8 +110,7 @@ def study_key(params: dict[str, Any], stage: str, dataset: str, model: str, seed
 def sweep_key(params: dict[str, Any], dataset: str, point: str, seed: int | str) -> str:
     from . import studies
 
-    job = studies.sweep_job(params, dataset, point, int(seed))
-    return _key("train", job, job["family"])
+    return run_key("train", studies.sweep_job(params, dataset, point, int(seed)))
 
 
 def noise_targets(params: dict[str, Any], dataset: str) -> list[str]:
