@@ -163,7 +163,6 @@ def evaluate_stage(
             _record_key(run, key)
             log.info("evaluate: up to date")
             return False
-        _check_trained_as_configured(job, rd)
         from .evaluation.evaluate import evaluate_model
 
         split, net, dev = load_run(job, params, rd, device=device, threads=threads)
@@ -210,13 +209,12 @@ def _record_key(run: StageRun, key: str) -> None:
         atomic.write_json(run.manifest_path, {**rec, "key": key})
 
 
-def _check_trained_as_configured(job: dict[str, Any], rd: Path) -> None:
-    """Refuse to evaluate a model trained under other parameters than this job's (say, a
-    previous profile's model, left in place when a training under the new one was interrupted):
-    its metrics would be labelled with a configuration that did not produce them."""
+def _check_trained_as_configured(job: dict[str, Any], rd: Path, recorded: dict[str, Any]) -> None:
+    """Refuse a model trained under other parameters than this job's (say, a previous profile's
+    model, left in place when a training under the new one was interrupted): its metrics, noise
+    curves or maps would be labelled with a configuration that did not produce them."""
     manifest = rd / "train.manifest.json"
-    recorded = read_json(manifest).get("params")
-    if recorded != json.loads(json.dumps(train_params(job))):
+    if recorded.get("params") != json.loads(json.dumps(train_params(job))):
         raise CheckpointError(
             f"{rd / 'model.pt'}: trained under other parameters than this run's (see "
             f"{manifest}); train it first: dave train {job['dataset']} {job['model']} "
@@ -245,11 +243,12 @@ def load_run(
     from .evaluation.evaluate import load_trained
     from .training.device import configure, resolve_device
 
+    train_manifest = read_json(rd / "train.manifest.json")
+    _check_trained_as_configured(job, rd, train_manifest)
     rt = runtime_config(params)
     configure(threads or rt["num_threads"])
     dev = resolve_device(device or rt["device"])
     split = load_split(data_dir(job["dataset"]))
-    train_manifest = read_json(rd / "train.manifest.json")
     net = load_trained(job, split, rd / "model.pt", train_manifest["fingerprint"], dev)
     return split, net, dev
 
