@@ -149,3 +149,63 @@ def test_bf16_option_is_close_to_fp32_but_not_claimed_exact(params):
             grads[0][n].flatten(), grads[1][n].flatten(), dim=0
         )
         assert cos > 0.98, n
+
+
+def _sampled_draws(model, batch, noise, n):
+    """Loss and gradient of the joint objective over n column draws (noise ε fixed)."""
+    losses, grads = [], []
+    for i in range(n):
+        g = torch.Generator().manual_seed(100 + i)
+        loss, _ = model.joint_objective(model.encode_batch(batch, g, noise), g, noise)
+        gr = _grads(model, loss)
+        losses.append(loss.item())
+        grads.append(torch.cat([gr[k].flatten() for k in sorted(gr)]))
+    return torch.tensor(losses, dtype=torch.float64), torch.stack(grads).double()
+
+
+def _z_against_exact(draws, exact, directions=8):
+    """|z| of the mean of the draws against a known value, along fixed random directions."""
+    v = torch.randn(
+        directions, draws.shape[1], generator=torch.Generator().manual_seed(9), dtype=torch.float64
+    )
+    p, e = draws @ v.T, exact @ v.T
+    z = (p.mean(0) - e) / (p.var(0) / draws.shape[0]).sqrt()
+    return z.abs().max().item()
+
+
+def test_decoder_sample_is_unbiased_for_loss_and_gradients(params, monkeypatch):
+    """`decoder_sample < 1` reads a uniform share of each decoded row, weighted dim/K: with ε fixed,
+    the mean loss and gradient over column draws equal the reference's full objective (z-tests),
+    single draws do differ from it, and the same test flags a draw that is not uniform."""
+    model, ref, batch, noise = _setup(params, "dave-adv")
+    sampled = DAVE(model.n_users, model.n_items, {**model.params, "decoder_sample": 0.3})
+    sampled.load_state_dict(model.state_dict())
+    sampled.set_inputs(random_train())
+    exact_loss = ref.joint_objective(batch, noise)
+    g_exact = _grads(model, exact_loss)
+    exact = torch.cat([g_exact[k].flatten() for k in sorted(g_exact)]).double()
+
+    cols = sampled.decoded_columns(20, torch.Generator().manual_seed(0))
+    assert cols.numel() == 6 and cols.unique().numel() == 6  # ⌈0.3·20⌉ distinct entries
+
+    losses, grads = _sampled_draws(sampled, batch, noise, 600)
+    assert losses.std() > 1e-3 * abs(exact_loss.item())  # a draw is not the full sum
+    z_loss = abs(losses.mean().item() - exact_loss.item()) / (losses.std() / 600**0.5).item()
+    assert z_loss < 4.0
+    assert _z_against_exact(grads, exact) < 4.5
+
+    # negative control: columns drawn from the first half of each row only (a biased draw)
+    def first_half(dim, generator):
+        k = max(1, -(-3 * dim // 10))
+        return torch.randperm(dim // 2, generator=generator)[:k]
+
+    monkeypatch.setattr(sampled, "decoded_columns", first_half)
+    bad_losses, bad_grads = _sampled_draws(sampled, batch, noise, 600)
+    bad_z = abs(bad_losses.mean().item() - exact_loss.item()) / (bad_losses.std() / 600**0.5).item()
+    assert max(bad_z, _z_against_exact(bad_grads, exact)) > 6.0
+
+
+def test_decoder_sample_one_is_the_exact_path(params):
+    model, _, batch, noise = _setup(params, "dave")
+    assert model.params["decoder_sample"] == 1.0
+    assert model.decoded_columns(50, torch.Generator()) is None

@@ -20,6 +20,7 @@ see one independent sample per pair, exactly as in the reference.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -87,8 +88,13 @@ class VAE(nn.Module):
             return mu, logvar
         return h, None
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dec_out(self.decoder(x))
+    def logits(self, x: torch.Tensor, columns: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder logits of every entry, or of the given entries (``columns``) only."""
+        h = self.decoder(x)
+        if columns is None:
+            return self.dec_out(h)
+        w, b = self.dec_out.weight, self.dec_out.bias
+        return F.linear(h, w.index_select(0, columns), b.index_select(0, columns))
 
     def reconstruction_nll(
         self,
@@ -97,21 +103,35 @@ class VAE(nn.Module):
         weight: torch.Tensor,
         autocast: bool = False,
         mean: bool = False,
+        columns: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Σ_r weight_r · −log g(row_r | x_r), Bernoulli over all ``dim`` entries of each row.
+        """Σ_r weight_r · −log g(row_r | x_r), Bernoulli over all ``dim`` entries of each row (Eq. 3).
 
         −log g = Σ_j softplus(z_j) − Σ_{j observed} z_j, so only the observed entries are read
-        from the sparse row.
+        from the sparse row. With ``columns`` (K entries drawn uniformly without replacement,
+        shared by the batch's rows: ``decoder_sample``) the sum over j runs over those entries
+        only and is scaled by dim/K: each entry is drawn with probability K/dim, so the estimate,
+        and its gradient, equal the full sum in expectation at K/dim of the decoder's cost.
         """
         if autocast:
             with torch.autocast(x.device.type, dtype=torch.bfloat16):
-                z = self.logits(x)
+                z = self.logits(x, columns)
             z = z.float()
         else:
-            z = self.logits(x)
+            z = self.logits(x, columns)
+        if columns is None:
+            obs_rows, obs_cols, scale = rows.row_ids, rows.indices, 1.0
+        else:  # the observed entries that fall among the drawn columns, at their place in z
+            slot = torch.full((self.dim,), -1, dtype=torch.long, device=z.device)
+            slot[columns] = torch.arange(columns.numel(), device=z.device)
+            at = slot[rows.indices]
+            keep = at >= 0
+            obs_rows, obs_cols, scale = rows.row_ids[keep], at[keep], self.dim / columns.numel()
+        # flat index_select: its backward is an index_add, cheaper than a 2-D index's
+        obs_z = z.reshape(-1).index_select(0, obs_rows * z.shape[1] + obs_cols)
         all_terms = (F.softplus(z).sum(dim=1) * weight).sum()
-        observed = (z[rows.row_ids, rows.indices] * weight[rows.row_ids]).sum()
-        nll = all_terms - observed
+        observed = (obs_z * weight[obs_rows]).sum()
+        nll = scale * (all_terms - observed)
         return nll / self.dim if mean else nll
 
 
@@ -301,8 +321,10 @@ class DAVE(Recommender):
         y_rec = self._sample(st.mu_v, st.lv_v, None, generator, noise.get("eps_item"))
         bf16, mean = p["precision"] == "bf16", p["reduction"] == "mean"
         rec = self.user_vae.reconstruction_nll(
-            x_rec, st.urows, st.u_count, bf16, mean
-        ) + self.item_vae.reconstruction_nll(y_rec, st.vrows, st.v_count, bf16, mean)
+            x_rec, st.urows, st.u_count, bf16, mean, self.decoded_columns(self.n_items, generator)
+        ) + self.item_vae.reconstruction_nll(
+            y_rec, st.vrows, st.v_count, bf16, mean, self.decoded_columns(self.n_users, generator)
+        )
         if self.adversarial:  # Eq. 11, 14: the logit D(x) stands in for −KL
             fu, fv = self.user_d.input_features(st.urows), self.item_d.input_features(st.vrows)
             reg = -(
@@ -321,6 +343,18 @@ class DAVE(Recommender):
         )  # −Eq. 16
         loss = (w["reconstruction"] * rec + w["regularizer"] * reg + w["prediction"] * pred) / n
         return loss, {"reconstruction": rec / n, "regularizer": reg / n, "prediction": pred / n}
+
+    def decoded_columns(self, dim: int, generator: torch.Generator) -> torch.Tensor | None:
+        """The entries of the decoded rows that this step's reconstruction term reads.
+
+        ``decoder_sample: 1.0`` (default): all of them (None), the objective as written. Below 1:
+        ⌈f·dim⌉ entries drawn uniformly without replacement, shared by the batch's rows.
+        """
+        f = self.params["decoder_sample"]
+        if f >= 1.0:
+            return None
+        k = max(1, math.ceil(f * dim))
+        return torch.randperm(dim, generator=generator, device=self.device)[:k]
 
     def train_step(
         self,

@@ -46,6 +46,7 @@ DAVE = Map(
         ),
         "eval_embedding": Str(choices=("mean", "sample")),
         "precision": Str(choices=("fp32", "bf16")),
+        "decoder_sample": Float(min=0.0, exclusive_min=True, max=1.0),
         "embedding_dim": _dataset_setting(1),
         "batch_size": _dataset_setting(1),
         "negative_ratio": _dataset_setting(1),
