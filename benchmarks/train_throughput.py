@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -38,15 +39,34 @@ def step_flops(model: DAVE, batch: PairBatch) -> float:
     return float(total)
 
 
-def run(step, batches: list[PairBatch], device: str) -> float:
-    for b in batches[:2]:
-        step(b)
-    sync(device)
-    t = time.perf_counter()
-    for b in batches[2:]:
-        step(b)
-    sync(device)
-    return time.perf_counter() - t
+def run(
+    paths: dict[str, tuple[Callable[[PairBatch], object], int]],
+    batches: list[PairBatch],
+    device: str,
+    rounds: int,
+) -> dict[str, float]:
+    """Seconds each path spends on its timed steps, the paths interleaved in ``rounds``.
+
+    A shared machine's speed drifts by tens of percent over a minute; timing the paths one after
+    the other put that drift into their ratios, so each round runs a slice of every path's steps
+    in turn. Every path sees the same batches in the same order, after two untimed warm-up steps.
+    """
+    seconds = dict.fromkeys(paths, 0.0)
+    done = dict.fromkeys(paths, 0)
+    for step, _ in paths.values():
+        for b in batches[:2]:
+            step(b)
+    for r in range(rounds):
+        for name, (step, n) in paths.items():
+            upto = n * (r + 1) // rounds
+            sync(device)
+            t = time.perf_counter()
+            for b in batches[2 + done[name] : 2 + upto]:
+                step(b)
+            sync(device)
+            seconds[name] += time.perf_counter() - t
+            done[name] = upto
+    return seconds
 
 
 def main() -> None:
@@ -120,7 +140,7 @@ def main() -> None:
             n_fast,
         ),
     }
-    seconds = {name: run(step, batches[: n + 2], device) for name, (step, n) in paths.items()}
+    seconds = run(paths, batches, device, rounds=3 if args.quick else 5)
     pairs = {name: paths[name][1] * bs / t for name, t in seconds.items()}
     pairs_fast, pairs_ref, pairs_sampled, pairs_half, pairs_floor = pairs.values()
     t_fast = seconds["ours (sparse, distinct rows once)"]
