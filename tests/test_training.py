@@ -73,10 +73,15 @@ def _cli(ws: Path, *args: str) -> subprocess.Popen:
     )
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_interrupted_training_resumes_to_the_same_result(tiny_workspace, sig):
+@pytest.mark.parametrize(
+    ("sig", "decoder_sample"),
+    [(signal.SIGTERM, 1.0), (signal.SIGKILL, 1.0), (signal.SIGKILL, 0.5)],
+)
+def test_interrupted_training_resumes_to_the_same_result(tiny_workspace, sig, decoder_sample):
+    """Also with decoder_sample < 1: its column draws come from the run's saved generator."""
     p = _load(tiny_workspace)
     p["profiles"]["quick"]["train"].update(max_epochs=5, patience=5)
+    p["models"]["dave"]["decoder_sample"] = decoder_sample
     (tiny_workspace / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     reference = _run(tiny_workspace, "dave", 0)
     rd = run_dir("ml-100k", "dave", 0)
