@@ -119,18 +119,21 @@ class VAE(nn.Module):
             z = z.float()
         else:
             z = self.logits(x, columns)
+        obs_weight = weight[rows.row_ids]
         if columns is None:
-            obs_rows, obs_cols, scale = rows.row_ids, rows.indices, 1.0
+            obs_cols, scale = rows.indices, 1.0
         else:  # the observed entries that fall among the drawn columns, at their place in z
             slot = torch.full((self.dim,), -1, dtype=torch.long, device=z.device)
             slot[columns] = torch.arange(columns.numel(), device=z.device)
             at = slot[rows.indices]
-            keep = at >= 0
-            obs_rows, obs_cols, scale = rows.row_ids[keep], at[keep], self.dim / columns.numel()
+            # entries outside the draw get weight 0 rather than being filtered out, so that no
+            # data-dependent shape (a host-device round trip on a GPU) enters the step
+            obs_weight = obs_weight * (at >= 0)
+            obs_cols, scale = at.clamp(min=0), self.dim / columns.numel()
         # flat index_select: its backward is an index_add, cheaper than a 2-D index's
-        obs_z = z.reshape(-1).index_select(0, obs_rows * z.shape[1] + obs_cols)
+        obs_z = z.reshape(-1).index_select(0, rows.row_ids * z.shape[1] + obs_cols)
         all_terms = (F.softplus(z).sum(dim=1) * weight).sum()
-        observed = (obs_z * weight[obs_rows]).sum()
+        observed = (obs_z * obs_weight).sum()
         nll = scale * (all_terms - observed)
         return nll / self.dim if mean else nll
 

@@ -112,8 +112,8 @@ class _BinaryBag(torch.autograd.Function):
     ) -> tuple[None, None, None, torch.Tensor]:
         indices, row_ids = ctx.saved_tensors  # type: ignore[attr-defined]
         order = torch.argsort(indices, stable=True)
-        counts = torch.bincount(indices, minlength=ctx.in_features)  # type: ignore[attr-defined]
-        starts = torch.cumsum(counts, 0) - counts
+        columns = torch.arange(ctx.in_features, device=indices.device)  # type: ignore[attr-defined]
+        starts = torch.searchsorted(indices[order], columns)  # each weight row's first entry
         grad_w = F.embedding_bag(row_ids[order], grad_out.contiguous(), starts, mode="sum")
         return None, None, None, grad_w
 
