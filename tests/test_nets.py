@@ -60,3 +60,16 @@ def test_no_grad_path_gives_the_same_output():
     with torch.no_grad():
         a = layer(rows)
     torch.testing.assert_close(a, layer(rows).detach())
+
+
+def test_trailing_unused_columns_and_an_empty_batch():
+    m = sp.csr_matrix([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]], dtype="float32")
+    store = CSRStore.from_scipy(m)
+    layer = SparseLinear(4, 3)
+    for ids in (torch.tensor([0, 1]), torch.tensor([2, 2])):  # the second holds no entry at all
+        layer.zero_grad()
+        out = layer(store.rows(ids))
+        g = torch.randn_like(out)
+        out.backward(g)
+        dense = torch.as_tensor(m.toarray())[ids]
+        torch.testing.assert_close(layer.weight.grad, dense.t() @ g)
