@@ -108,10 +108,14 @@ def test_interrupted_training_resumes_to_the_same_result(tiny_workspace, sig, de
     assert not list(rd.glob(".tmp-*"))
 
 
-def test_non_finite_loss_stops_with_epoch_step_and_term(tiny_workspace, monkeypatch):
+@pytest.mark.parametrize("interval", [1, 7], ids=["read-every-step", "read-every-7-as-on-gpu"])
+def test_non_finite_loss_stops_with_epoch_step_and_term(tiny_workspace, monkeypatch, interval):
     import scipy.sparse as sp
 
     from dave_repro.models.dave import DAVE
+    from dave_repro.training import trainer
+
+    monkeypatch.setattr(trainer, "log_interval", lambda device: interval)
 
     nnz = sp.load_npz(tiny_workspace / "data/processed/ml-100k/train_csr.npz").nnz
     steps_per_epoch = -(-nnz * 3 // 64)  # ratio 2 (+1 positive), batch 64
@@ -134,6 +138,25 @@ def test_non_finite_loss_stops_with_epoch_step_and_term(tiny_workspace, monkeypa
     rd = run_dir("ml-100k", "dave", 0)
     assert "Last good checkpoint" in str(exc.value)
     assert (rd / "last.pt").exists() and not (rd / "train.json").exists()
+
+
+def test_losses_read_in_bulk_keep_their_steps_and_sums():
+    from dave_repro.training.trainer import _add_logs
+
+    pending = [
+        (0, {"loss": torch.tensor(0.5), "loss_d": 2.0}),
+        (1, {"loss": torch.tensor(0.25), "loss_d": torch.tensor(1.0)}),
+    ]
+    sums: dict[str, float] = {}
+    _add_logs(pending, sums, 3, "kept")
+    assert sums == {"loss": 0.75, "loss_d": 3.0} and pending == []
+    pending += [
+        (2, {"loss": torch.tensor(1.0), "loss_d": 1.0}),
+        (3, {"loss": torch.tensor(float("inf")), "loss_d": 1.0}),
+        (4, {"loss": torch.tensor(float("nan")), "loss_d": 1.0}),
+    ]
+    with pytest.raises(TrainingError, match=r"^epoch 3, step 3: loss term loss is inf; .* kept"):
+        _add_logs(pending, sums, 3, "kept")
 
 
 def test_checkpoint_from_another_configuration_is_refused(tiny_workspace, caplog):

@@ -65,7 +65,9 @@ class Recommender(nn.Module):
     ) -> Iterator[Any]:
         raise NotImplementedError
 
-    def train_step(self, batch: Any, generator: torch.Generator) -> dict[str, float]:
+    def train_step(self, batch: Any, generator: torch.Generator) -> dict[str, float | torch.Tensor]:
+        """One update; the logged losses as floats or as 0-d tensors (read later, in bulk, so
+        that a GPU step need not wait for them)."""
         raise NotImplementedError
 
     def fit(self, train: sp.csr_matrix) -> None:

@@ -16,6 +16,11 @@ each pair's user and item VAE terms. A user who appears in c pairs of the batch 
 decoded once here and its reconstruction term weighted by c: the same objective, and with the
 noise fixed the same loss and gradients; with fresh noise, equal in expectation. F and D still
 see one independent sample per pair, exactly as in the reference.
+
+On a GPU the step never waits for the device: everything whose size depends on the data (the
+distinct users and items, their stored entries) is worked out on the host as the batch is made
+(:meth:`DAVE.prepare`) and shipped with it, and the losses are returned as tensors for the
+trainer to read in bulk.
 """
 
 from __future__ import annotations
@@ -33,7 +38,38 @@ from torch import nn
 
 from ..training.sampling import PairBatch, pair_batches
 from .base import Recommender
-from .nets import ACTIVATIONS, SparseLinear, SparseRows, mlp
+from .nets import ACTIVATIONS, CSRStore, SparseLinear, SparseRows, mlp, to_device
+
+
+@dataclass
+class Distinct:
+    """The distinct users (or items) of a batch: ids, each pair's index among them, how often
+    each occurs (float, a weight), and their interaction rows."""
+
+    ids: torch.Tensor
+    inverse: torch.Tensor
+    count: torch.Tensor
+    rows: SparseRows
+
+    @classmethod
+    def of(cls, ids: torch.Tensor, store: CSRStore) -> Distinct:
+        uniq, inverse, count = _distinct(ids)
+        return cls(uniq, inverse, count, store.rows(uniq))
+
+    def to(self, device: torch.device) -> Distinct:
+        return Distinct(
+            *(to_device(t, device) for t in (self.ids, self.inverse, self.count)),
+            self.rows.to(device),
+        )
+
+
+@dataclass
+class PreparedBatch:
+    """A batch of pairs with its distinct users and items worked out on the host (DAVE.prepare)."""
+
+    batch: PairBatch
+    users: Distinct
+    items: Distinct
 
 
 @dataclass
@@ -197,6 +233,7 @@ class DAVE(Recommender):
             )
         self._opts: dict[str, torch.optim.Optimizer] | None = None
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._host_rows: tuple[CSRStore, CSRStore] | None = None
 
     # -- parameters and optimisers -------------------------------------------------------
     def generator_parameters(self) -> list[nn.Parameter]:
@@ -229,14 +266,32 @@ class DAVE(Recommender):
     # -- training ------------------------------------------------------------------------
     def batches(
         self, train: sp.csr_matrix, epoch_rng: np.random.Generator, max_pairs: int | None
-    ) -> Iterator[PairBatch]:
-        return pair_batches(
+    ) -> Iterator[PreparedBatch]:
+        host = torch.device("cpu")
+        for batch in pair_batches(
             train,
             self.params["negative_ratio"],
             self.params["batch_size"],
             epoch_rng,
             max_pairs,
-            self.device,
+            host,
+        ):
+            yield self.prepare(batch)
+
+    def prepare(self, batch: PairBatch) -> PreparedBatch:
+        """The batch's distinct users and items and their sparse rows, computed on the host.
+
+        Their sizes depend on the data, so on a GPU finding them inside the step would make the
+        host wait for the device (twice a step); here they are found from host copies of the
+        interaction rows and sent along with the batch (from pinned memory, without waiting).
+        """
+        assert self._host_rows is not None, "call set_inputs first"
+        host_u, host_v = self._host_rows
+        dev = self.device
+        return PreparedBatch(
+            PairBatch(*(to_device(t, dev) for t in (batch.users, batch.items, batch.labels))),
+            Distinct.of(batch.users.cpu(), host_u).to(dev),
+            Distinct.of(batch.items.cpu(), host_v).to(dev),
         )
 
     def _sample(
@@ -261,32 +316,30 @@ class DAVE(Recommender):
 
     def encode_batch(
         self,
-        batch: PairBatch,
+        batch: PairBatch | PreparedBatch,
         generator: torch.Generator,
         noise: dict[str, torch.Tensor] | None = None,
     ) -> BatchState:
         """Step 4 of Algorithm 1: encode the batch's distinct users and items once."""
-        assert self.user_rows is not None and self.item_rows is not None, "call set_inputs first"
+        prepared = batch if isinstance(batch, PreparedBatch) else self.prepare(batch)
         noise = noise or {}
-        u_ids, u_inv, u_count = _distinct(batch.users)
-        v_ids, v_inv, v_count = _distinct(batch.items)
-        urows, vrows = self.user_rows.rows(u_ids), self.item_rows.rows(v_ids)
-        mu_u, lv_u = self.user_vae.encode(urows)
-        mu_v, lv_v = self.item_vae.encode(vrows)
+        u, v = prepared.users, prepared.items
+        mu_u, lv_u = self.user_vae.encode(u.rows)
+        mu_v, lv_v = self.item_vae.encode(v.rows)
         return BatchState(
-            batch=batch,
-            urows=urows,
-            vrows=vrows,
-            u_inv=u_inv,
-            v_inv=v_inv,
-            u_count=u_count,
-            v_count=v_count,
+            batch=prepared.batch,
+            urows=u.rows,
+            vrows=v.rows,
+            u_inv=u.inverse,
+            v_inv=v.inverse,
+            u_count=u.count,
+            v_count=v.count,
             mu_u=mu_u,
             lv_u=lv_u,
             mu_v=mu_v,
             lv_v=lv_v,
-            x_pair=self._sample(mu_u, lv_u, u_inv, generator, noise.get("eps_user_pair")),
-            y_pair=self._sample(mu_v, lv_v, v_inv, generator, noise.get("eps_item_pair")),
+            x_pair=self._sample(mu_u, lv_u, u.inverse, generator, noise.get("eps_user_pair")),
+            y_pair=self._sample(mu_v, lv_v, v.inverse, generator, noise.get("eps_item_pair")),
         )
 
     def discriminator_objective(
@@ -361,22 +414,25 @@ class DAVE(Recommender):
 
     def train_step(
         self,
-        batch: PairBatch,
+        batch: PairBatch | PreparedBatch,
         generator: torch.Generator,
         noise: dict[str, torch.Tensor] | None = None,
-    ) -> dict[str, float]:
-        """One iteration of Algorithm 1. ``noise`` fixes ε and the prior samples (for tests)."""
+    ) -> dict[str, torch.Tensor]:
+        """One iteration of Algorithm 1. ``noise`` fixes ε and the prior samples (for tests).
+
+        The losses come back as detached tensors: reading them here would make a GPU step wait.
+        """
         self._cache = None
         opts = self.optimizers()
         st = self.encode_batch(batch, generator, noise)
-        logs: dict[str, float] = {}
+        logs: dict[str, torch.Tensor] = {}
         if self.adversarial:  # steps 5-8: D first, encoders fixed (their samples detached)
             for _ in range(self.params["d_steps"]):
                 d_loss = self.discriminator_objective(st, generator, noise)
                 opts["discriminator"].zero_grad(set_to_none=True)
                 d_loss.backward()
                 opts["discriminator"].step()
-            logs["loss_discriminator"] = float(d_loss.detach())
+            logs["loss_discriminator"] = d_loss.detach()
             for q in self.discriminator_parameters():  # step 9 leaves D untouched
                 q.requires_grad_(False)
         try:
@@ -387,8 +443,8 @@ class DAVE(Recommender):
         finally:
             for q in self.discriminator_parameters():
                 q.requires_grad_(True)
-        logs["loss"] = float(loss.detach())
-        logs.update({f"loss_{k}": float(v.detach()) for k, v in parts.items()})
+        logs["loss"] = loss.detach()
+        logs.update({f"loss_{k}": v.detach() for k, v in parts.items()})
         return logs
 
     # -- scoring -------------------------------------------------------------------------
@@ -399,6 +455,9 @@ class DAVE(Recommender):
         item_vectors: sp.csr_matrix | None = None,
     ) -> None:
         super().set_inputs(train, device, item_vectors)
+        assert self.user_rows is not None and self.item_rows is not None
+        host = torch.device("cpu")  # prepare() reads host copies (on a CPU, the same tensors)
+        self._host_rows = (self.user_rows.to(host), self.item_rows.to(host))
         self._cache = None
 
     @torch.no_grad()

@@ -44,6 +44,15 @@ class SparseRows:
             )
         return self._row_ids
 
+    def to(self, device: torch.device) -> SparseRows:
+        return SparseRows(
+            to_device(self.indices, device),
+            to_device(self.offsets, device),
+            self.n_rows,
+            self.width,
+            to_device(self.row_ids, device),
+        )
+
     def to_dense(self) -> torch.Tensor:
         dense = torch.zeros(self.n_rows, self.width, device=self.indices.device)
         dense[self.row_ids, self.indices] = 1.0
@@ -68,6 +77,9 @@ class CSRStore:
     def n_rows(self) -> int:
         return self.indptr.numel() - 1
 
+    def to(self, device: torch.device | str) -> CSRStore:
+        return CSRStore(self.indptr.to(device), self.indices.to(device), self.width)
+
     def rows(self, ids: torch.Tensor) -> SparseRows:
         starts = self.indptr[ids]
         lengths = self.indptr[ids + 1] - starts
@@ -77,8 +89,18 @@ class CSRStore:
         row_of = torch.repeat_interleave(
             torch.arange(ids.numel(), device=ids.device), lengths, output_size=total
         )
-        pos = starts[row_of] + (torch.arange(total, device=ids.device) - offsets[row_of])
-        return SparseRows(self.indices[pos], offsets, ids.numel(), self.width, row_of)
+        # index_select rather than t[idx]: the same gather, about 1.5x faster on a CPU
+        pos = (starts - offsets).index_select(0, row_of) + torch.arange(total, device=ids.device)
+        return SparseRows(
+            self.indices.index_select(0, pos), offsets, ids.numel(), self.width, row_of
+        )
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device``; to a GPU from pinned memory, so the copy need not wait for it."""
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 class _BinaryBag(torch.autograd.Function):
@@ -111,10 +133,15 @@ class _BinaryBag(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor
     ) -> tuple[None, None, None, torch.Tensor]:
         indices, row_ids = ctx.saved_tensors  # type: ignore[attr-defined]
-        order = torch.argsort(indices, stable=True)
-        columns = torch.arange(ctx.in_features, device=indices.device)  # type: ignore[attr-defined]
-        starts = torch.searchsorted(indices[order], columns)  # each weight row's first entry
-        grad_w = F.embedding_bag(row_ids[order], grad_out.contiguous(), starts, mode="sum")
+        n = ctx.in_features  # type: ignore[attr-defined]
+        # column ids fit in 32 bits, and sorting 32-bit keys takes half the time of 64-bit ones
+        keys = indices.to(torch.int32) if n < 2**31 else indices
+        order = torch.argsort(keys, stable=True)
+        columns = torch.arange(n, device=indices.device, dtype=keys.dtype)
+        starts = torch.searchsorted(keys.index_select(0, order), columns)  # each row's first entry
+        grad_w = F.embedding_bag(
+            row_ids.index_select(0, order), grad_out.contiguous(), starts, mode="sum"
+        )
         return None, None, None, grad_w
 
 
