@@ -78,7 +78,8 @@ def _cli(ws: Path, *args: str) -> subprocess.Popen:
     [(signal.SIGTERM, 1.0), (signal.SIGKILL, 1.0), (signal.SIGKILL, 0.5)],
 )
 def test_interrupted_training_resumes_to_the_same_result(tiny_workspace, sig, decoder_sample):
-    """Also with decoder_sample < 1: its column draws come from the run's saved generator."""
+    """Also with decoder_sample < 1: its column draws come from the epoch's generator, a
+    function of (seed, epoch), so a resumed epoch draws what an uninterrupted one would."""
     p = _load(tiny_workspace)
     p["profiles"]["quick"]["train"].update(max_epochs=5, patience=5)
     p["models"]["dave"]["decoder_sample"] = decoder_sample
