@@ -70,9 +70,7 @@ class DenseReference:
         U, V, *_, x, y = self.pair_embeddings(
             batch, noise.get("eps_user_pair"), noise.get("eps_item_pair")
         )
-        fu, fv = self._d_features(m.user_d, U), self._d_features(m.item_d, V)
-        fu = None if fu is None else fu.detach()
-        fv = None if fv is None else fv.detach()
+        fu, fv = self._d_features(m.user_d, U), self._d_features(m.item_d, V)  # D learns them
         prior_u = noise.get("prior_user", torch.randn_like(x))
         prior_v = noise.get("prior_item", torch.randn_like(y))
         return discriminator_loss(
@@ -88,18 +86,19 @@ class DenseReference:
         # log g(u | x_u) for every pair: Bernoulli over all M entries of the dense row
         rec_u = F.binary_cross_entropy_with_logits(m.user_vae.logits(x), U, reduction="none").sum(1)
         rec_v = F.binary_cross_entropy_with_logits(m.item_vae.logits(y), V, reduction="none").sum(1)
-        if p["reduction"] == "mean":
-            rec_u, rec_v = rec_u / U.shape[1], rec_v / V.shape[1]
-        rec = rec_u + rec_v
         if m.adversarial:
-            reg = -(
-                m.user_d(x, self._d_features(m.user_d, U))
-                + m.item_d(y, self._d_features(m.item_d, V))
-            )
+            reg_u = -m.user_d(x, self._d_features(m.user_d, U))
+            reg_v = -m.item_d(y, self._d_features(m.item_d, V))
         else:
-            reg = kl_to_standard_normal(mu_u, lv_u) + kl_to_standard_normal(mu_v, lv_v)
-            if p["reduction"] == "mean":
-                reg = reg / mu_u.shape[1]
+            reg_u, reg_v = kl_to_standard_normal(mu_u, lv_u), kl_to_standard_normal(mu_v, lv_v)
+        M, N, d = U.shape[1], V.shape[1], mu_u.shape[1]
+        if p["reduction"] == "per_entry":  # each side's whole ELBO over its vector's length
+            rec_u, reg_u, rec_v, reg_v = rec_u / M, reg_u / M, rec_v / N, reg_v / N
+        elif p["reduction"] == "mean":  # reconstruction per entry, KL per latent dim, D as is
+            rec_u, rec_v = rec_u / M, rec_v / N
+            if not m.adversarial:
+                reg_u, reg_v = reg_u / d, reg_v / d
+        rec, reg = rec_u + rec_v, reg_u + reg_v
         pred = F.binary_cross_entropy_with_logits(
             m.predictor(x * y).squeeze(-1), batch.labels, reduction="none"
         )

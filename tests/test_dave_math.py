@@ -180,3 +180,89 @@ def test_csr_rows_match_scipy():
     rows = store.rows(ids)
     dense = rows.to_dense()
     torch.testing.assert_close(dense, torch.as_tensor(train.toarray())[ids])
+
+
+# -- The readings of Eq. 17's scale (docs/models.md), on a case computed by hand -------------
+# Every network is set to constants: decoder logits 0 (each entry costs ln 2 nats, a row of
+# length L costs L ln 2), encoders μ = 1, log σ² = 0 (KL = d/2 nats per vector), D(x) = c, F's
+# logit 0 (BCE ln 2 per pair). With ε = 0 nothing else enters.
+LN2 = math.log(2.0)
+D_LOGIT = 0.7
+
+
+def _constant_model(params, name, **kw):
+    m, _ = _model(params, name, **kw)
+    d = m.params["embedding_dim"]
+    with torch.no_grad():
+        for vae in (m.user_vae, m.item_vae):
+            last = vae.enc_rest[-1]
+            last.weight.zero_()
+            last.bias.copy_(torch.cat([torch.ones(d), torch.zeros(d)]) if vae.stochastic else 1.0)
+            vae.dec_out.weight.zero_()
+            vae.dec_out.bias.zero_()
+        m.predictor[-1].weight.zero_()
+        m.predictor[-1].bias.zero_()
+        if m.adversarial:
+            for disc in (m.user_d, m.item_d):
+                disc.rest[-1].weight.zero_()
+                disc.rest[-1].bias.fill_(D_LOGIT)
+    return m
+
+
+def _objective(m):
+    noise = {
+        k: torch.zeros(n, 8)
+        for k, n in (("eps_user_pair", 4), ("eps_item_pair", 4), ("eps_user", 3), ("eps_item", 3))
+    }
+    st = m.encode_batch(_batch(), torch.Generator(), noise)
+    loss, parts = m.joint_objective(st, torch.Generator(), noise)
+    return loss.item(), {k: v.item() for k, v in parts.items()}
+
+
+BETA = 0.01
+
+
+@pytest.mark.parametrize(
+    ("name", "reduction", "beta", "expected"),
+    [
+        # M = 30 items (a user's row), N = 40 users (an item's column), d = 8
+        ("dave-adv", "sum", 1.0, 30 * LN2 + 4 + 40 * LN2 + 4 + LN2),  # the literal sum
+        ("dave-adv", "sum", BETA, BETA * (30 * LN2 + 4 + 40 * LN2 + 4) + LN2),
+        ("dave-adv", "per_entry", 1.0, (30 * LN2 + 4) / 30 + (40 * LN2 + 4) / 40 + LN2),
+        ("dave-adv", "mean", 1.0, LN2 + 4 / 8 + LN2 + 4 / 8 + LN2),
+        ("dave", "sum", 1.0, 30 * LN2 - D_LOGIT + 40 * LN2 - D_LOGIT + LN2),
+        ("dave", "sum", BETA, BETA * (30 * LN2 - D_LOGIT + 40 * LN2 - D_LOGIT) + LN2),
+        ("dave", "per_entry", 1.0, (30 * LN2 - D_LOGIT) / 30 + (40 * LN2 - D_LOGIT) / 40 + LN2),
+        ("dave", "mean", 1.0, LN2 - D_LOGIT + LN2 - D_LOGIT + LN2),
+        ("dave-aae", "per_entry", 1.0, (30 * LN2 - D_LOGIT) / 30 + (40 * LN2 - D_LOGIT) / 40 + LN2),
+    ],
+)
+def test_each_reading_of_eq17_by_hand(params, name, reduction, beta, expected):
+    weights = {"reconstruction": beta, "regularizer": beta, "prediction": 1.0}
+    m = _constant_model(params, name, reduction=reduction, loss_weights=weights)
+    loss, parts = _objective(m)
+    assert loss == pytest.approx(expected, rel=1e-5)
+    # the unscaled terms are nats per vector whatever the reading
+    assert parts["nll_user"] == pytest.approx(30 * LN2, rel=1e-5)
+    assert parts["nll_item"] == pytest.approx(40 * LN2, rel=1e-5)
+    reg = 4.0 if name == "dave-adv" else -D_LOGIT
+    assert parts["reg_user"] == pytest.approx(reg, rel=1e-5)
+    assert parts["reg_item"] == pytest.approx(reg, rel=1e-5)
+    assert parts["prediction"] == pytest.approx(LN2, rel=1e-5)
+    total = parts["reconstruction"] + parts["regularizer"] + parts["prediction"]
+    assert total == pytest.approx(loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["dave", "dave-aae"])
+@pytest.mark.parametrize("d_input", ["embedding", "embedding+input"])
+def test_discriminator_step_trains_every_discriminator_parameter(params, name, d_input):
+    """D(x, u)'s input projection is part of D: the D step must move it (the joint step freezes
+    D, so a detached projection would never learn)."""
+    m, _ = _model(params, name, discriminator_input=d_input)
+    gen = torch.Generator().manual_seed(0)
+    before = {n: p.detach().clone() for n, p in m.named_parameters() if "_d." in n}
+    assert before and (d_input == "embedding") == all("input_proj" not in n for n in before)
+    m.train_step(_batch(), gen)
+    after = dict(m.named_parameters())
+    unchanged = [n for n, p in before.items() if torch.equal(p, after[n])]
+    assert unchanged == []

@@ -15,20 +15,32 @@ from reference_dave import DenseReference
 from dave_repro.models.dave import DAVE, _distinct
 from dave_repro.training.sampling import PairBatch
 
-VARIANTS = {
-    "dave": {},
-    "dave-adv": {},
-    "dave-aae": {},
-    "dave-input-d": {"discriminator_input": "embedding+input"},
-    "dave-sum": {"reduction": "sum"},
+VARIANTS = {  # name: (model entry, overrides)
+    "dave": ("dave", {}),
+    "dave-adv": ("dave-adv", {}),
+    "dave-aae": ("dave-aae", {}),
+    "dave-input-d": ("dave", {"discriminator_input": "embedding+input"}),
+    "dave-sum": ("dave", {"reduction": "sum"}),
+    "dave-per-entry-input-d": (
+        "dave",
+        {"reduction": "per_entry", "discriminator_input": "embedding+input"},
+    ),
+    "dave-adv-per-entry": ("dave-adv", {"reduction": "per_entry"}),
+    "dave-adv-beta": (
+        "dave-adv",
+        {
+            "reduction": "sum",
+            "loss_weights": {"reconstruction": 0.01, "regularizer": 0.01, "prediction": 1.0},
+        },
+    ),
 }
 
 
 def _setup(params, name):
-    base = name if name in ("dave", "dave-adv", "dave-aae") else "dave"
+    base, overrides = VARIANTS[name]
     torch.manual_seed(0)
     train = random_train()
-    model = DAVE(train.shape[0], train.shape[1], small_dave_params(params, base, **VARIANTS[name]))
+    model = DAVE(train.shape[0], train.shape[1], small_dave_params(params, base, **overrides))
     model.set_inputs(train)
     # duplicated users and items inside one batch, positives and negatives
     users = torch.tensor([0, 1, 1, 2, 3, 3, 3, 5, 7, 0])
@@ -93,6 +105,8 @@ def test_discriminator_objective_and_gradients_equal_reference(params, name):
     assert fast_loss.item() == pytest.approx(ref_loss.item(), rel=1e-6)
     assert set(fast) == set(slow)
     assert all(n.startswith(("user_d.", "item_d.")) for n in fast)  # only D receives gradient
+    # D(x, u)'s input projection is part of D and learns in this step
+    assert any("input_proj" in n for n in fast) == (name == "dave-input-d")
     for n in fast:
         torch.testing.assert_close(fast[n], slow[n], rtol=1e-5, atol=1e-7)
 

@@ -71,6 +71,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         args.dataset,
         args.point,
         args.seed,
+        model=args.model,
         device=args.device,
         threads=args.threads,
         force=args.force,
@@ -108,11 +109,17 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
         _runtime_options(p)
         p.set_defaults(fn=fn)
     p = sub.add_parser(
-        "sweep", help="Figures 5-6: train one hyper-parameter sweep point (validation only)"
+        "sweep",
+        help="train one point of a sweep: Figures 5-6, or a reading of DAVE's open points",
     )
     p.add_argument("dataset")
-    p.add_argument("point", help="<param>-<value> (e.g. embedding_dim-16) or default")
+    p.add_argument(
+        "point",
+        help="<param>-<value> (e.g. embedding_dim-16) or default (Figures 5-6); "
+        "reading-<scaling>[+input] (the readings study, with --model)",
+    )
     p.add_argument("seed", type=int)
+    p.add_argument("--model", default=None, help="the model of a reading (default: sweeps.model)")
     _runtime_options(p)
     p.set_defaults(fn=cmd_sweep)
 

@@ -99,6 +99,26 @@ STUDIES = {
     ),
 }
 
+# The readings of DAVE's open points (docs/models.md): a scaling is a named set of model
+# parameters; each is crossed with the discriminator's inputs for the adversarial models.
+READING_NAME = r"[a-z0-9][a-z0-9.-]*"
+DISCRIMINATOR_INPUTS = ("embedding", "embedding+input")
+READINGS_GRID = Map(
+    {
+        "scaling": DictOf(DictOf(Custom(lambda v, p, e: None)), key_pattern=READING_NAME),
+        "discriminator_input": List(Str(choices=DISCRIMINATOR_INPUTS), min_len=1, unique=True),
+    }
+)
+STUDIES["readings"] = Map(
+    {
+        "datasets": List(Str(choices=DATASETS), unique=True),
+        "models": List(Str(choices=DAVE_MODELS), unique=True),
+        "profile": Str(nullable=True),
+        "seeds": List(Int(min=0), unique=True),
+        "grid": READINGS_GRID,
+    }
+)
+
 SCHEMA = Map(
     {
         "profile": Str(),
@@ -111,6 +131,8 @@ SCHEMA = Map(
                     "train": TRAIN_SCHEDULE,
                     # optional: this profile's own sweep grid (e.g. a short one for `quick`)
                     "sweep_grid": DictOf(List(Int(min=1), unique=True), keys=SWEEPABLE),
+                    # optional: this profile's own readings grid (the quick one: the defaults)
+                    "readings_grid": READINGS_GRID,
                 },
                 required=("models", "seeds", "train"),
             ),
@@ -232,6 +254,36 @@ def _study_checks(params: dict[str, Any], errors: list[str]) -> None:
         for key in sw["grid"]:
             if key not in model:
                 errors.append(f"sweeps.grid.{key}: not a parameter of model {sw['model']}")
+    _readings_checks(params, errors)
+
+
+def _readings_checks(params: dict[str, Any], errors: list[str]) -> None:
+    """Every reading of every studied model resolves to a valid model entry."""
+    rd = params["readings"]
+    if rd["profile"] is not None and rd["profile"] not in params["profiles"]:
+        errors.append(f"readings.profile: unknown profile {rd['profile']!r}")
+    grids = [("readings.grid", rd["grid"])] + [
+        (f"profiles.{name}.readings_grid", prof["readings_grid"])
+        for name, prof in params["profiles"].items()
+        if "readings_grid" in prof
+    ]
+    for i, m in enumerate(rd["models"]):
+        entry = params["models"].get(m)
+        if entry is None:
+            errors.append(f"readings.models[{i}]: model {m!r} has no entry under models")
+            continue
+        if entry["family"] != "dave":
+            errors.append(f"readings.models[{i}]: {m} is not of family dave")
+            continue
+        for where, grid in grids:
+            for name, overrides in grid["scaling"].items():
+                path = f"{where}.scaling.{name}"
+                for key in overrides:
+                    if key not in entry or key in ("family", "discriminator_input"):
+                        errors.append(f"{path}.{key}: not a scaling parameter of model {m}")
+                if not all(key in entry for key in overrides):
+                    continue
+                FAMILIES["dave"]({**entry, **overrides}, f"{path} (model {m})", errors)
 
 
 def active_profile(params: dict[str, Any], profile: str | None = None) -> dict[str, Any]:

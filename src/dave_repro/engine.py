@@ -107,10 +107,12 @@ def study_key(params: dict[str, Any], stage: str, dataset: str, model: str, seed
     return _key(stage, {"job": job, stage: settings}, job["family"])
 
 
-def sweep_key(params: dict[str, Any], dataset: str, point: str, seed: int | str) -> str:
+def sweep_key(
+    params: dict[str, Any], dataset: str, point: str, seed: int | str, model: str | None = None
+) -> str:
     from . import studies
 
-    return run_key("train", studies.sweep_job(params, dataset, point, int(seed)))
+    return run_key("train", studies.sweep_job(params, dataset, point, int(seed), model))
 
 
 def noise_targets(params: dict[str, Any], dataset: str) -> list[str]:

@@ -110,6 +110,10 @@ def sweep_profile(params: dict[str, Any]) -> str:
     return params["sweeps"]["profile"] or params["profile"]
 
 
+READING_PREFIX = "reading-"
+WITH_INPUT = "+input"
+
+
 def parse_point(point: str) -> dict[str, int]:
     if point == "default":
         return {}
@@ -124,11 +128,113 @@ def parse_point(point: str) -> dict[str, int]:
     return {param: int(value)}
 
 
-def sweep_job(params: dict[str, Any], dataset: str, point: str, seed: int) -> dict[str, Any]:
+def sweep_job(
+    params: dict[str, Any], dataset: str, point: str, seed: int, model: str | None = None
+) -> dict[str, Any]:
+    """The configuration of one point: a Figures 5-6 sweep point (of ``sweeps.model``) or, for
+    ``reading-...`` points, one reading of ``model``'s open points."""
+    if point.startswith(READING_PREFIX):
+        if model is None:
+            raise ConfigError([f"point {point}: a reading needs its model (--model)"])
+        return config.job_config(
+            params,
+            dataset,
+            model,
+            seed,
+            readings_profile(params),
+            overrides=reading_overrides(params, model, point),
+        )
     sw = params["sweeps"]
+    if model is not None and model != sw["model"]:
+        raise ConfigError([f"point {point}: the sweep of Figures 5-6 is of {sw['model']}"])
     return config.job_config(
         params, dataset, sw["model"], seed, sweep_profile(params), overrides=parse_point(point)
     )
+
+
+# -- The readings of DAVE's open points (docs/models.md, "The scale of Eq. 17") ---------------
+
+
+def readings_profile(params: dict[str, Any]) -> str:
+    return params["readings"]["profile"] or params["profile"]
+
+
+def readings_grid(params: dict[str, Any]) -> dict[str, Any]:
+    """The grid of the profile the readings train under (its own ``readings_grid``, if any)."""
+    prof = config.active_profile(params, readings_profile(params))
+    return prof.get("readings_grid", params["readings"]["grid"])
+
+
+def reading_name(scaling: str, discriminator_input: str | None) -> str:
+    suffix = WITH_INPUT if discriminator_input == "embedding+input" else ""
+    return f"{READING_PREFIX}{scaling}{suffix}"
+
+
+def _is_adversarial(params: dict[str, Any], model: str) -> bool:
+    return params["models"][model].get("regularizer") == "adversarial"
+
+
+def reading_overrides(params: dict[str, Any], model: str, point: str) -> dict[str, Any]:
+    """The model parameters that ``reading-<scaling>[+input]`` sets."""
+    grid = readings_grid(params)
+    name = point.removeprefix(READING_PREFIX)
+    with_input = name.endswith(WITH_INPUT)
+    scaling = name.removesuffix(WITH_INPUT)
+    errors = []
+    if model not in params["readings"]["models"]:
+        errors.append(f"reading {point}: model {model} is not in readings.models")
+    if scaling not in grid["scaling"]:
+        errors.append(
+            f"reading {point}: unknown scaling {scaling!r} (grid: {', '.join(grid['scaling'])})"
+        )
+    if errors:
+        raise ConfigError(errors)
+    overrides = dict(grid["scaling"][scaling])
+    if _is_adversarial(params, model):
+        overrides["discriminator_input"] = "embedding+input" if with_input else "embedding"
+    elif with_input:
+        raise ConfigError([f"reading {point}: {model} has no discriminator"])
+    return overrides
+
+
+@dataclass(frozen=True)
+class ReadingPoint:
+    model: str
+    point: str  # "reading-<scaling>" or "reading-<scaling>+input"
+    scaling: str
+    discriminator_input: str | None  # None: the model has no discriminator
+    seed: int
+    rd: Path  # where its train.json lives (a main-grid run where the configuration is the same)
+    default: bool  # params.yaml's own configuration of the model (the current defaults)
+
+
+def readings_points(params: dict[str, Any], dataset: str) -> list[ReadingPoint]:
+    """Every (model, reading, seed) of the readings study on ``dataset``."""
+    study = params["readings"]
+    if dataset not in study["datasets"]:
+        return []
+    prof, grid = config.active_profile(params), readings_grid(params)
+    out = []
+    for model in study["models"]:
+        inputs = grid["discriminator_input"] if _is_adversarial(params, model) else [None]
+        for seed in study["seeds"]:
+            own = config.job_config(params, dataset, model, seed, readings_profile(params))
+            main = (
+                config.job_config(params, dataset, model, seed)
+                if model in prof["models"] and seed in prof["seeds"]
+                else None
+            )
+            for scaling in grid["scaling"]:
+                for d_input in inputs:
+                    point = reading_name(scaling, d_input)
+                    job = sweep_job(params, dataset, point, seed, model)
+                    rd = (
+                        run_dir(dataset, model, seed)
+                        if job == main
+                        else sweep_run_dir(dataset, model, point, seed)
+                    )
+                    out.append(ReadingPoint(model, point, scaling, d_input, seed, rd, job == own))
+    return out
 
 
 def sweep_points(params: dict[str, Any], dataset: str) -> list[SweepPoint]:
@@ -271,15 +377,23 @@ def sweep_stage(
     point: str,
     seed: int,
     *,
+    model: str | None = None,
     device: str | None = None,
     threads: int | None = None,
     force: bool = False,
 ) -> bool:
-    """Train one sweep point into its own directory (validation only: no test evaluation)."""
-    job = sweep_job(params, dataset, point, seed)
-    match = [p for p in sweep_points(params, dataset) if p.point == point and p.seed == seed]
+    """Train one sweep point (or reading) into its own directory (trained on validation)."""
+    job = sweep_job(params, dataset, point, seed, model)
+    if point.startswith(READING_PREFIX):
+        match: list[Any] = [
+            p
+            for p in readings_points(params, dataset)
+            if (p.model, p.point, p.seed) == (job["model"], point, seed)
+        ]
+        where = "readings.grid / readings.seeds / readings.datasets"
+    else:
+        match = [p for p in sweep_points(params, dataset) if p.point == point and p.seed == seed]
+        where = "sweeps.grid / sweeps.seeds"
     if not match:
-        raise ConfigError(
-            [f"sweep point {point} seed {seed} of {dataset} is not in sweeps.grid / sweeps.seeds"]
-        )
+        raise ConfigError([f"point {point} seed {seed} of {dataset} is not in {where}"])
     return train_stage(job, params, device=device, threads=threads, force=force, rd=match[0].rd)

@@ -3,7 +3,7 @@
 # reads a trained run; each dataset's summary exists (empty) even where a study does not apply.
 
 wildcard_constraints:
-    point=r"default|[a-z_]+-[0-9]+",
+    point=r"default|[a-z_]+-[0-9]+|reading-[a-z0-9][a-z0-9.-]*(\+input)?",
 
 
 def study_key(stage):
@@ -63,8 +63,8 @@ SWEEP_RUN = "results/sweep-runs/{dataset}/{model}/{point}/seed-{seed}/"
 
 rule sweep_train:
     input:
-        lambda w: engine.key_file("train", engine.sweep_key(P, w.dataset, w.point, w.seed),
-                                  "sweeps", w.dataset, w.point, f"seed-{w.seed}",
+        lambda w: engine.key_file("train", engine.sweep_key(P, w.dataset, w.point, w.seed, w.model),
+                                  "sweeps", w.dataset, w.model, w.point, f"seed-{w.seed}",
                                   manifest=SWEEP_RUN.format(dataset=w.dataset, model=w.model,
                                                             point=w.point, seed=w.seed)
                                   + "train.manifest.json"),
@@ -86,7 +86,7 @@ rule sweep_train:
         "logs/sweeps/{dataset}/{model}/{point}/seed-{seed}.log",
     shell:
         "dave sweep {wildcards.dataset} {wildcards.point} {wildcards.seed} "
-        "--profile {params.profile:q} --threads {threads} 2> {log}"
+        "--model {wildcards.model} --profile {params.profile:q} --threads {threads} 2> {log}"
 
 
 rule noise_summary:

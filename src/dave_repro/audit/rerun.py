@@ -74,7 +74,7 @@ def command(run: Run, device: str) -> list[str]:
         if (
             run.stage == "train" and "sweep-runs" in parts
         ):  # results/sweep-runs/<ds>/<model>/<point>/seed-<s>/
-            cmd = ["sweep", str(m["dataset"]), parts[-3], str(m["seed"])]
+            cmd = ["sweep", str(m["dataset"]), parts[-3], str(m["seed"]), "--model", parts[-4]]
         else:
             cmd = [run.stage, str(m["dataset"]), str(m["model"]), str(m["seed"])]
         cmd += ["--profile", str(p["profile"]), "--device", device]

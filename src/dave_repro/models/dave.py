@@ -350,9 +350,11 @@ class DAVE(Recommender):
     ) -> torch.Tensor:
         """−(Eq. 10) − (Eq. 13): prior samples real, the batch's encoder samples fake."""
         noise = noise or {}
+        # D(x, u)'s input projection is part of D: it learns here (the joint step freezes D).
+        # The rows are data, so nothing of the encoders is reached through these features.
         fu, fv = self.user_d.input_features(st.urows), self.item_d.input_features(st.vrows)
-        fu = None if fu is None else fu.detach()[st.u_inv]
-        fv = None if fv is None else fv.detach()[st.v_inv]
+        fu = None if fu is None else fu[st.u_inv]
+        fv = None if fv is None else fv[st.v_inv]
         prior_u = _noise(noise, "prior_user", st.x_pair, generator)
         prior_v = _noise(noise, "prior_item", st.y_pair, generator)
         return discriminator_loss(
@@ -365,40 +367,72 @@ class DAVE(Recommender):
         generator: torch.Generator,
         noise: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Eq. 1 to minimise: reconstruction NLL + regulariser + BCE of F, per pair of the batch.
+        """Eq. 17 to minimise, per pair of the batch: each side's −ELBO (Eq. 11/14, or Eq. 4 for
+        DAVE-adv), scaled as ``reduction`` says, plus the BCE of F (−Eq. 16).
 
-        Each distinct user's (item's) reconstruction is computed once and weighted by how often
-        it occurs in the batch, which is the per-pair sum of the reference.
+        Each distinct user's (item's) terms are computed once and weighted by how often it
+        occurs in the batch, which is the per-pair sum of the reference. The returned parts are
+        per pair: ``reconstruction``, ``regularizer`` and ``prediction`` as they enter the loss
+        (scaled and weighted), and each side's unscaled terms in nats per vector
+        (``nll_user``, ``reg_user``, ...), so that readings can be compared in one unit.
         """
         noise = noise or {}
         p, w = self.params, self.params["loss_weights"]
         n = st.batch.users.numel()
         x_rec = self._sample(st.mu_u, st.lv_u, None, generator, noise.get("eps_user"))
         y_rec = self._sample(st.mu_v, st.lv_v, None, generator, noise.get("eps_item"))
-        bf16, mean = p["precision"] == "bf16", p["reduction"] == "mean"
-        rec = self.user_vae.reconstruction_nll(
-            x_rec, st.urows, st.u_count, bf16, mean, self.decoded_columns(self.n_items, generator)
-        ) + self.item_vae.reconstruction_nll(
-            y_rec, st.vrows, st.v_count, bf16, mean, self.decoded_columns(self.n_users, generator)
+        bf16 = p["precision"] == "bf16"
+        nll_u = self.user_vae.reconstruction_nll(
+            x_rec, st.urows, st.u_count, bf16, columns=self.decoded_columns(self.n_items, generator)
+        )
+        nll_v = self.item_vae.reconstruction_nll(
+            y_rec, st.vrows, st.v_count, bf16, columns=self.decoded_columns(self.n_users, generator)
         )
         if self.adversarial:  # Eq. 11, 14: the logit D(x) stands in for −KL
             fu, fv = self.user_d.input_features(st.urows), self.item_d.input_features(st.vrows)
-            reg = -(
-                self.user_d(st.x_pair, None if fu is None else fu[st.u_inv]).sum()
-                + self.item_d(st.y_pair, None if fv is None else fv[st.v_inv]).sum()
-            )
-        else:  # Eq. 4: analytic KL
-            reg = (kl_to_standard_normal(st.mu_u, st.lv_u) * st.u_count).sum() + (
-                kl_to_standard_normal(st.mu_v, st.lv_v) * st.v_count
-            ).sum()
-            if mean:  # averaged over the latent dimensions, like the reconstruction over entries
-                reg = reg / st.mu_u.shape[1]
+            reg_u = -self.user_d(st.x_pair, None if fu is None else fu[st.u_inv]).sum()
+            reg_v = -self.item_d(st.y_pair, None if fv is None else fv[st.v_inv]).sum()
+        else:  # Eq. 4: analytic KL, summed over the d latent dimensions
+            reg_u = (kl_to_standard_normal(st.mu_u, st.lv_u) * st.u_count).sum()
+            reg_v = (kl_to_standard_normal(st.mu_v, st.lv_v) * st.v_count).sum()
+        rs_u, gs_u = self.elbo_scales(self.n_items)
+        rs_v, gs_v = self.elbo_scales(self.n_users)
+        rec = rs_u * nll_u + rs_v * nll_v
+        reg = gs_u * reg_u + gs_v * reg_v
         logit = self.predictor(st.x_pair * st.y_pair).squeeze(-1)  # F(x_u ⊙ y_v), Eq. 15
         pred = F.binary_cross_entropy_with_logits(
             logit, st.batch.labels, reduction="sum"
         )  # −Eq. 16
         loss = (w["reconstruction"] * rec + w["regularizer"] * reg + w["prediction"] * pred) / n
-        return loss, {"reconstruction": rec / n, "regularizer": reg / n, "prediction": pred / n}
+        parts = {
+            "reconstruction": w["reconstruction"] * rec / n,
+            "regularizer": w["regularizer"] * reg / n,
+            "prediction": pred / n,
+            "nll_user": nll_u / n,
+            "nll_item": nll_v / n,
+            "reg_user": reg_u / n,
+            "reg_item": reg_v / n,
+        }
+        return loss, parts
+
+    def elbo_scales(self, dim: int) -> tuple[float, float]:
+        """The factors on one side's reconstruction NLL and regulariser (each in nats per vector
+        of length ``dim``) in the per-pair loss: the paper leaves this scale open (Eq. 17 adds
+        expectations of per-vector ELBOs to a sum over pairs), so it is the ``reduction``
+        parameter (docs/models.md, "The scale of Eq. 17"):
+
+        * ``sum``: the per-vector ELBO as it is (β = 1 with ``loss_weights``: the literal sum);
+        * ``per_entry``: the whole ELBO, regulariser included, divided by the vector's length;
+        * ``mean``: the reconstruction divided by the vector's length and the KL by d, D(x)
+          left as it is (the reading of the first runs; it weights the regulariser M/d or M
+          times its ELBO weight).
+        """
+        red = self.params["reduction"]
+        if red == "sum":
+            return 1.0, 1.0
+        if red == "per_entry":
+            return 1.0 / dim, 1.0 / dim
+        return 1.0 / dim, (1.0 if self.adversarial else 1.0 / self.params["embedding_dim"])
 
     def decoded_columns(self, dim: int, generator: torch.Generator) -> torch.Tensor | None:
         """The entries of the decoded rows that this step's reconstruction term reads.

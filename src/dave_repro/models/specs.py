@@ -36,7 +36,7 @@ DAVE = Map(
         "d_lr": Float(min=0.0, exclusive_min=True),
         "weight_decay": Float(min=0.0),
         "d_steps": Int(min=1),
-        "reduction": Str(choices=("sum", "mean")),
+        "reduction": Str(choices=("sum", "per_entry", "mean")),
         "loss_weights": Map(
             {
                 "reconstruction": Float(min=0.0),
