@@ -65,7 +65,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.profile:
         params["profile"] = args.profile
         config.validate_params(params)
-    log.set_context("sweep", f"{args.dataset}/{args.point}/seed-{args.seed}")
+    model = f"{args.model}/" if args.model else ""
+    log.set_context("sweep", f"{args.dataset}/{model}{args.point}/seed-{args.seed}")
     sweep_stage(
         params,
         args.dataset,

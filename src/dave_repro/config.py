@@ -109,6 +109,7 @@ READINGS_GRID = Map(
         "discriminator_input": List(Str(choices=DISCRIMINATOR_INPUTS), min_len=1, unique=True),
     }
 )
+OVERRIDES = DictOf(DictOf(Custom(lambda v, p, e: None)), key_pattern=READING_NAME)
 STUDIES["readings"] = Map(
     {
         "datasets": List(Str(choices=DATASETS), unique=True),
@@ -116,6 +117,9 @@ STUDIES["readings"] = Map(
         "profile": Str(nullable=True),
         "seeds": List(Int(min=0), unique=True),
         "grid": READINGS_GRID,
+        "as_written": Str(),
+        # tuning parity: each baseline's named settings, searched on validation like DAVE's
+        "tuning": DictOf(OVERRIDES, keys=BASELINES),
     }
 )
 
@@ -267,6 +271,19 @@ def _readings_checks(params: dict[str, Any], errors: list[str]) -> None:
         for name, prof in params["profiles"].items()
         if "readings_grid" in prof
     ]
+    if rd["as_written"] not in rd["grid"]["scaling"]:
+        errors.append(f"readings.as_written: {rd['as_written']!r} is not in readings.grid.scaling")
+    for m, points in rd["tuning"].items():
+        entry = params["models"].get(m)
+        if entry is None:
+            errors.append(f"readings.tuning.{m}: model {m!r} has no entry under models")
+            continue
+        for name, overrides in points.items():
+            path = f"readings.tuning.{m}.{name}"
+            bad = [k for k in overrides if k not in entry or k == "family"]
+            errors.extend(f"{path}.{k}: not a parameter of model {m}" for k in bad)
+            if not bad:
+                FAMILIES[entry["family"]]({**entry, **overrides}, path, errors)
     for i, m in enumerate(rd["models"]):
         entry = params["models"].get(m)
         if entry is None:

@@ -111,6 +111,7 @@ def sweep_profile(params: dict[str, Any]) -> str:
 
 
 READING_PREFIX = "reading-"
+TUNE_PREFIX = "tune-"
 WITH_INPUT = "+input"
 
 
@@ -133,7 +134,7 @@ def sweep_job(
 ) -> dict[str, Any]:
     """The configuration of one point: a Figures 5-6 sweep point (of ``sweeps.model``) or, for
     ``reading-...`` points, one reading of ``model``'s open points."""
-    if point.startswith(READING_PREFIX):
+    if is_study_point(point):
         if model is None:
             raise ConfigError([f"point {point}: a reading needs its model (--model)"])
         return config.job_config(
@@ -152,7 +153,9 @@ def sweep_job(
     )
 
 
-# -- The readings of DAVE's open points (docs/models.md, "The scale of Eq. 17") ---------------
+# -- The readings study (docs/models.md): DAVE's open points, and each baseline's tuning -----
+# Every point is a named set of model parameters, trained like a sweep point (validation only)
+# and evaluated on test for the report; the selection per model reads validation numbers only.
 
 
 def readings_profile(params: dict[str, Any]) -> str:
@@ -160,7 +163,7 @@ def readings_profile(params: dict[str, Any]) -> str:
 
 
 def readings_grid(params: dict[str, Any]) -> dict[str, Any]:
-    """The grid of the profile the readings train under (its own ``readings_grid``, if any)."""
+    """The DAVE grid of the profile the readings train under (its own ``readings_grid``)."""
     prof = config.active_profile(params, readings_profile(params))
     return prof.get("readings_grid", params["readings"]["grid"])
 
@@ -170,12 +173,29 @@ def reading_name(scaling: str, discriminator_input: str | None) -> str:
     return f"{READING_PREFIX}{scaling}{suffix}"
 
 
+def tune_name(name: str) -> str:
+    return f"{TUNE_PREFIX}{name}"
+
+
 def _is_adversarial(params: dict[str, Any], model: str) -> bool:
     return params["models"][model].get("regularizer") == "adversarial"
 
 
+def is_study_point(point: str) -> bool:
+    return point.startswith((READING_PREFIX, TUNE_PREFIX))
+
+
 def reading_overrides(params: dict[str, Any], model: str, point: str) -> dict[str, Any]:
-    """The model parameters that ``reading-<scaling>[+input]`` sets."""
+    """The model parameters that a point sets: ``reading-<scaling>[+input]`` (DAVE family) or
+    ``tune-<name>`` (a baseline's tuning grid, ``readings.tuning.<model>.<name>``)."""
+    if point.startswith(TUNE_PREFIX):
+        grid = params["readings"]["tuning"].get(model, {})
+        name = point.removeprefix(TUNE_PREFIX)
+        if name not in grid:
+            raise ConfigError(
+                [f"point {point}: not in readings.tuning.{model} ({', '.join(grid) or 'empty'})"]
+            )
+        return dict(grid[name])
     grid = readings_grid(params)
     name = point.removeprefix(READING_PREFIX)
     with_input = name.endswith(WITH_INPUT)
@@ -200,40 +220,51 @@ def reading_overrides(params: dict[str, Any], model: str, point: str) -> dict[st
 @dataclass(frozen=True)
 class ReadingPoint:
     model: str
-    point: str  # "reading-<scaling>" or "reading-<scaling>+input"
-    scaling: str
-    discriminator_input: str | None  # None: the model has no discriminator
+    point: str  # "reading-<scaling>[+input]" or "tune-<name>"
+    setting: dict[str, Any]  # {"scaling", "discriminator_input"}, or a tuning point's overrides
     seed: int
-    rd: Path  # where its train.json lives (a main-grid run where the configuration is the same)
+    rd: Path  # where its run lives (a main-grid run where the configuration is the same)
     default: bool  # params.yaml's own configuration of the model (the current defaults)
 
 
+def _model_points(params: dict[str, Any], model: str) -> list[tuple[str, dict[str, Any]]]:
+    if params["models"][model]["family"] == "dave":
+        if model not in params["readings"]["models"]:
+            return []
+        grid = readings_grid(params)
+        inputs = grid["discriminator_input"] if _is_adversarial(params, model) else [None]
+        return [
+            (reading_name(sc, di), {"scaling": sc, "discriminator_input": di})
+            for sc in grid["scaling"]
+            for di in inputs
+        ]
+    grid = params["readings"]["tuning"].get(model, {})
+    return [(tune_name(name), dict(overrides)) for name, overrides in grid.items()]
+
+
 def readings_points(params: dict[str, Any], dataset: str) -> list[ReadingPoint]:
-    """Every (model, reading, seed) of the readings study on ``dataset``."""
+    """Every (model, point, seed) of the readings study on ``dataset``: the models of the
+    selected profile that have a grid (``readings.models``, ``readings.tuning``)."""
     study = params["readings"]
     if dataset not in study["datasets"]:
         return []
-    prof, grid = config.active_profile(params), readings_grid(params)
+    prof = config.active_profile(params)
     out = []
-    for model in study["models"]:
-        inputs = grid["discriminator_input"] if _is_adversarial(params, model) else [None]
-        for seed in study["seeds"]:
+    for model in prof["models"]:
+        points = _model_points(params, model)
+        for seed in study["seeds"] if points else []:
             own = config.job_config(params, dataset, model, seed, readings_profile(params))
             main = (
-                config.job_config(params, dataset, model, seed)
-                if model in prof["models"] and seed in prof["seeds"]
-                else None
+                config.job_config(params, dataset, model, seed) if seed in prof["seeds"] else None
             )
-            for scaling in grid["scaling"]:
-                for d_input in inputs:
-                    point = reading_name(scaling, d_input)
-                    job = sweep_job(params, dataset, point, seed, model)
-                    rd = (
-                        run_dir(dataset, model, seed)
-                        if job == main
-                        else sweep_run_dir(dataset, model, point, seed)
-                    )
-                    out.append(ReadingPoint(model, point, scaling, d_input, seed, rd, job == own))
+            for point, setting in points:
+                job = sweep_job(params, dataset, point, seed, model)
+                rd = (
+                    run_dir(dataset, model, seed)
+                    if job == main
+                    else sweep_run_dir(dataset, model, point, seed)
+                )
+                out.append(ReadingPoint(model, point, setting, seed, rd, job == own))
     return out
 
 
@@ -384,13 +415,13 @@ def sweep_stage(
 ) -> bool:
     """Train one sweep point (or reading) into its own directory (trained on validation)."""
     job = sweep_job(params, dataset, point, seed, model)
-    if point.startswith(READING_PREFIX):
+    if is_study_point(point):
         match: list[Any] = [
             p
             for p in readings_points(params, dataset)
             if (p.model, p.point, p.seed) == (job["model"], point, seed)
         ]
-        where = "readings.grid / readings.seeds / readings.datasets"
+        where = "readings (grid, tuning, seeds, datasets)"
     else:
         match = [p for p in sweep_points(params, dataset) if p.point == point and p.seed == seed]
         where = "sweeps.grid / sweeps.seeds"
