@@ -24,6 +24,11 @@ def test_snakemake_figures_and_report_end_to_end(tmp_path, params):
         "embedding_dim": [4, 8],
         "negative_ratio": [2],
     }  # one training beyond the grid
+    # the readings study: the defaults (the main runs) and one more reading of each model
+    p["profiles"]["quick"]["readings_grid"] = {
+        "scaling": {"mean": {"reduction": "mean"}, "per-entry": {"reduction": "per_entry"}},
+        "discriminator_input": ["embedding"],
+    }
     root = make_project(tmp_path / "proj", p)
     env = {"DAVE_DATA_MIRROR": str(mirror)}
     sh(root, "snakemake", "--cores", "2", "results/figures", "results/report.md", env=env)
@@ -37,6 +42,7 @@ def test_snakemake_figures_and_report_end_to_end(tmp_path, params):
         "tsne-silhouette.csv",
         "sweep-dim.png",
         "sweep-negratio.png",
+        "readings.png",
     } <= figures
     # Figure 2: the profile's models of noise.models (DAVE; DAVE-adv is not one), the clean level
     # equal to the run's own test metrics
@@ -62,7 +68,20 @@ def test_snakemake_figures_and_report_end_to_end(tmp_path, params):
     ]
     main = json.loads((root / "results/runs/ml-100k/dave/seed-0/train.json").read_text())
     assert sweeps.loc[sweeps["chosen"], "hr@10"].tolist() == pytest.approx([main["best_valid"]] * 2)
+    # the readings: two per model, the default being the main run, each evaluated on test
+    readings = pd.read_csv(root / "results/readings/ml-100k.csv")
+    assert sorted(zip(readings["model"], readings["point"], strict=True)) == [
+        (m, f"reading-{s}") for m in ("dave", "dave-adv") for s in ("mean", "per-entry")
+    ]
+    assert readings.groupby("model")["selected"].sum().eq(1).all()
+    extra = root / "results/sweep-runs/ml-100k/dave-adv/reading-per-entry/seed-0"
+    assert (extra / "metrics.json").is_file() and (extra / "evaluate.manifest.json").is_file()
+    row = readings[(readings["model"] == "dave-adv") & (readings["point"] == "reading-per-entry")]
+    assert row["test_hr@10"].item() == pytest.approx(
+        json.loads((extra / "metrics.json").read_text())["sampled"]["hr@10"]
+    )
     report = (root / "results/report.md").read_text()
+    assert "## The readings of what the paper leaves open" in report
     assert "Of 11 claims:" in report and "![Figure 2: noise](figures/noise.png)" in report
     assert "### Table 4: recommendation performance on MovieLens 100K" in report
 
@@ -75,4 +94,5 @@ def test_snakemake_figures_and_report_end_to_end(tmp_path, params):
     jobs = sh(root, "snakemake", "-n", "results/figures", "results/report.md", env=env)
     out = jobs.stdout + jobs.stderr
     assert "rule noise:" in out and "rule train:" not in out and "rule sweep_train:" not in out
+    assert "rule point_evaluate:" not in out
     assert "rule tsne:" not in out

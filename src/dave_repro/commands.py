@@ -27,6 +27,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .runs import evaluate_stage
 
+    if args.point:  # a readings point's own run
+        from .studies import point_evaluate_stage
+
+        params = config.load_params(args.params)
+        if args.profile:
+            params["profile"] = args.profile
+            config.validate_params(params)
+        log.set_context("evaluate", f"{args.dataset}/{args.model}/{args.point}/seed-{args.seed}")
+        point_evaluate_stage(
+            params,
+            args.dataset,
+            args.point,
+            args.seed,
+            model=args.model,
+            device=args.device,
+            threads=args.threads,
+            force=args.force,
+        )
+        return 0
     job, params = _job(args)
     evaluate_stage(job, params, device=args.device, threads=args.threads, force=args.force)
     return 0
@@ -107,6 +126,12 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("dataset")
         p.add_argument("model")
         p.add_argument("seed", type=int)
+        if name == "evaluate":
+            p.add_argument(
+                "--point",
+                default=None,
+                help="a readings point (reading-<scaling>[+input], tune-<name>): its own run",
+            )
         _runtime_options(p)
         p.set_defaults(fn=fn)
     p = sub.add_parser(
@@ -203,6 +228,10 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
         ("noise", "Figure 2's numbers: results/noise/<dataset>.csv and .json"),
         ("tsne", "Figures 3-4's silhouettes: results/tsne/<dataset>.csv and .json"),
         ("sweeps", "Figures 5-6's numbers: results/sweeps/<dataset>.csv and .json"),
+        (
+            "readings",
+            "the readings study, selected on validation: results/readings/<dataset>.csv and .json",
+        ),
     ):
         p = rsub.add_parser(kind, help=helptext)
         p.add_argument("dataset")

@@ -137,6 +137,7 @@ SCHEMA = Map(
                     "sweep_grid": DictOf(List(Int(min=1), unique=True), keys=SWEEPABLE),
                     # optional: this profile's own readings grid (the quick one: the defaults)
                     "readings_grid": READINGS_GRID,
+                    "readings_tuning": DictOf(OVERRIDES, keys=BASELINES),
                 },
                 required=("models", "seeds", "train"),
             ),
@@ -261,6 +262,22 @@ def _study_checks(params: dict[str, Any], errors: list[str]) -> None:
     _readings_checks(params, errors)
 
 
+def _tuning_checks(
+    params: dict[str, Any], where: str, tuning: dict[str, Any], errors: list[str]
+) -> None:
+    for m, points in tuning.items():
+        entry = params["models"].get(m)
+        if entry is None:
+            errors.append(f"{where}.{m}: model {m!r} has no entry under models")
+            continue
+        for name, overrides in points.items():
+            path = f"{where}.{m}.{name}"
+            bad = [k for k in overrides if k not in entry or k == "family"]
+            errors.extend(f"{path}.{k}: not a parameter of model {m}" for k in bad)
+            if not bad:
+                FAMILIES[entry["family"]]({**entry, **overrides}, path, errors)
+
+
 def _readings_checks(params: dict[str, Any], errors: list[str]) -> None:
     """Every reading of every studied model resolves to a valid model entry."""
     rd = params["readings"]
@@ -273,17 +290,13 @@ def _readings_checks(params: dict[str, Any], errors: list[str]) -> None:
     ]
     if rd["as_written"] not in rd["grid"]["scaling"]:
         errors.append(f"readings.as_written: {rd['as_written']!r} is not in readings.grid.scaling")
-    for m, points in rd["tuning"].items():
-        entry = params["models"].get(m)
-        if entry is None:
-            errors.append(f"readings.tuning.{m}: model {m!r} has no entry under models")
-            continue
-        for name, overrides in points.items():
-            path = f"readings.tuning.{m}.{name}"
-            bad = [k for k in overrides if k not in entry or k == "family"]
-            errors.extend(f"{path}.{k}: not a parameter of model {m}" for k in bad)
-            if not bad:
-                FAMILIES[entry["family"]]({**entry, **overrides}, path, errors)
+    tunings = [("readings.tuning", rd["tuning"])] + [
+        (f"profiles.{name}.readings_tuning", prof["readings_tuning"])
+        for name, prof in params["profiles"].items()
+        if "readings_tuning" in prof
+    ]
+    for where, tuning in tunings:
+        _tuning_checks(params, where, tuning, errors)
     for i, m in enumerate(rd["models"]):
         entry = params["models"].get(m)
         if entry is None:

@@ -115,6 +115,29 @@ def sweep_key(
     return run_key("train", studies.sweep_job(params, dataset, point, int(seed), model))
 
 
+def point_key(
+    params: dict[str, Any], stage: str, dataset: str, point: str, seed: int | str, model: str
+) -> str:
+    """The key of a readings point's train or evaluate stage."""
+    from . import studies
+
+    return run_key(stage, studies.sweep_job(params, dataset, point, int(seed), model))
+
+
+def readings_targets(params: dict[str, Any], dataset: str) -> list[str]:
+    """train.json (validation, the selection) and metrics.json (test, the report) of every
+    readings point (main-grid runs where a point is one of them)."""
+    from . import studies
+
+    return sorted(
+        {
+            (p.rd / name).as_posix()
+            for p in studies.readings_points(params, dataset)
+            for name in ("train.json", "metrics.json")
+        }
+    )
+
+
 def noise_targets(params: dict[str, Any], dataset: str) -> list[str]:
     from . import studies
 

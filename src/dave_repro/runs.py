@@ -143,12 +143,17 @@ def evaluate_stage(
     device: str | None = None,
     threads: int | None = None,
     force: bool = False,
+    rd: Path | None = None,
 ) -> bool:
+    """Evaluate the run in ``rd`` (default: its place in the grid; a study point passes its own)
+    on the test split."""
     ds, model, seed = job["dataset"], job["model"], job["seed"]
-    rd = run_dir(ds, model, seed)
+    main = run_dir(ds, model, seed)
+    rd = rd or main
     inputs = [rd / "model.pt", rd / "train.json", *(data_dir(ds) / f for f in EVAL_INPUTS)]
     outputs = [rd / "metrics.json", rd / "ranks.parquet"]
-    with artifact_lock(f"runs/{ds}/{model}/seed-{seed}/evaluate"):
+    lock = f"runs/{ds}/{model}/seed-{seed}" if rd == main else rd.as_posix()
+    with artifact_lock(f"{lock}/evaluate"):
         _clean_temporaries(rd, ("metrics.json", "ranks.parquet", "evaluate.manifest.json"))
         run = StageRun(
             "evaluate",

@@ -168,6 +168,12 @@ def readings_grid(params: dict[str, Any]) -> dict[str, Any]:
     return prof.get("readings_grid", params["readings"]["grid"])
 
 
+def readings_tuning(params: dict[str, Any]) -> dict[str, Any]:
+    """The baselines' tuning grids of that profile (its own ``readings_tuning``, if any)."""
+    prof = config.active_profile(params, readings_profile(params))
+    return prof.get("readings_tuning", params["readings"]["tuning"])
+
+
 def reading_name(scaling: str, discriminator_input: str | None) -> str:
     suffix = WITH_INPUT if discriminator_input == "embedding+input" else ""
     return f"{READING_PREFIX}{scaling}{suffix}"
@@ -189,7 +195,7 @@ def reading_overrides(params: dict[str, Any], model: str, point: str) -> dict[st
     """The model parameters that a point sets: ``reading-<scaling>[+input]`` (DAVE family) or
     ``tune-<name>`` (a baseline's tuning grid, ``readings.tuning.<model>.<name>``)."""
     if point.startswith(TUNE_PREFIX):
-        grid = params["readings"]["tuning"].get(model, {})
+        grid = readings_tuning(params).get(model, {})
         name = point.removeprefix(TUNE_PREFIX)
         if name not in grid:
             raise ConfigError(
@@ -238,7 +244,7 @@ def _model_points(params: dict[str, Any], model: str) -> list[tuple[str, dict[st
             for sc in grid["scaling"]
             for di in inputs
         ]
-    grid = params["readings"]["tuning"].get(model, {})
+    grid = readings_tuning(params).get(model, {})
     return [(tune_name(name), dict(overrides)) for name, overrides in grid.items()]
 
 
@@ -414,6 +420,34 @@ def sweep_stage(
     force: bool = False,
 ) -> bool:
     """Train one sweep point (or reading) into its own directory (trained on validation)."""
+    job, rd = point_run(params, dataset, point, seed, model)
+    return train_stage(job, params, device=device, threads=threads, force=force, rd=rd)
+
+
+def point_evaluate_stage(
+    params: dict[str, Any],
+    dataset: str,
+    point: str,
+    seed: int,
+    *,
+    model: str,
+    device: str | None = None,
+    threads: int | None = None,
+    force: bool = False,
+) -> bool:
+    """Evaluate one readings point on test: numbers for the report, never for the selection."""
+    from .runs import evaluate_stage
+
+    if not is_study_point(point):
+        raise ConfigError([f"point {point}: only the readings study's points are evaluated"])
+    job, rd = point_run(params, dataset, point, seed, model)
+    return evaluate_stage(job, params, device=device, threads=threads, force=force, rd=rd)
+
+
+def point_run(
+    params: dict[str, Any], dataset: str, point: str, seed: int, model: str | None
+) -> tuple[dict[str, Any], Path]:
+    """The configuration of a sweep or readings point and the directory of its run."""
     job = sweep_job(params, dataset, point, seed, model)
     if is_study_point(point):
         match: list[Any] = [
@@ -427,4 +461,4 @@ def sweep_stage(
         where = "sweeps.grid / sweeps.seeds"
     if not match:
         raise ConfigError([f"point {point} seed {seed} of {dataset} is not in {where}"])
-    return train_stage(job, params, device=device, threads=threads, force=force, rd=match[0].rd)
+    return job, match[0].rd

@@ -22,7 +22,7 @@ rule tables:
 
 rule figures:
     input:
-        expand("results/{study}/{dataset}.csv", study=["noise", "tsne", "sweeps"], dataset=DATASETS),
+        expand("results/{study}/{dataset}.csv", study=["noise", "tsne", "sweeps", "readings"], dataset=DATASETS),
     output:
         directory("results/figures"),
     params:
@@ -38,7 +38,7 @@ rule report:
     input:
         "results/tables",
         "results/figures",
-        expand("results/{study}/{dataset}.csv", study=["noise", "tsne", "sweeps"], dataset=DATASETS),
+        expand("results/{study}/{dataset}.csv", study=["noise", "tsne", "sweeps", "readings"], dataset=DATASETS),
     output:
         "results/report.md",
     params:

@@ -89,6 +89,51 @@ rule sweep_train:
         "--model {wildcards.model} --profile {params.profile:q} --threads {threads} 2> {log}"
 
 
+rule point_evaluate:
+    """A readings point's test numbers (for the report; the selection reads validation only)."""
+    input:
+        lambda w: engine.key_file("evaluate",
+                                  engine.point_key(P, "evaluate", w.dataset, w.point, w.seed, w.model),
+                                  "sweeps", w.dataset, w.model, w.point, f"seed-{w.seed}",
+                                  manifest=SWEEP_RUN.format(dataset=w.dataset, model=w.model,
+                                                            point=w.point, seed=w.seed)
+                                  + "evaluate.manifest.json"),
+        SWEEP_RUN + "model.pt",
+        SWEEP_RUN + "train.json",
+        SPLIT + "train_csr.npz",
+        SPLIT + "test.parquet",
+        SPLIT + "negatives_test.parquet",
+    output:
+        update(SWEEP_RUN + "metrics.json"),
+        update(SWEEP_RUN + "ranks.parquet"),
+        update(SWEEP_RUN + "evaluate.manifest.json"),
+    params:
+        profile=PROFILE,
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    log:
+        "logs/sweeps/{dataset}/{model}/{point}/seed-{seed}.evaluate.log",
+    shell:
+        "dave evaluate {wildcards.dataset} {wildcards.model} {wildcards.seed} "
+        "--point {wildcards.point} --profile {params.profile:q} --threads {threads} 2> {log}"
+
+
+rule readings_summary:
+    input:
+        lambda w: engine.readings_targets(P, w.dataset),
+    output:
+        "results/readings/{dataset}.csv",
+        "results/readings/{dataset}.json",
+    params:
+        profile=PROFILE,
+    log:
+        "logs/readings/{dataset}.log",
+    shell:
+        "dave report readings {wildcards.dataset} --profile {params.profile:q} 2> {log}"
+
+
 rule noise_summary:
     input:
         lambda w: engine.noise_targets(P, w.dataset),

@@ -71,10 +71,18 @@ def command(run: Run, device: str) -> list[str]:
         return [run.stage, str(m["dataset"])]
     if run.stage in MODEL_STAGES:
         parts = PurePosixPath(run.path).parts
-        if (
-            run.stage == "train" and "sweep-runs" in parts
-        ):  # results/sweep-runs/<ds>/<model>/<point>/seed-<s>/
-            cmd = ["sweep", str(m["dataset"]), parts[-3], str(m["seed"]), "--model", parts[-4]]
+        if "sweep-runs" in parts:  # results/sweep-runs/<ds>/<model>/<point>/seed-<s>/
+            if run.stage == "train":
+                cmd = ["sweep", str(m["dataset"]), parts[-3], str(m["seed"]), "--model", parts[-4]]
+            else:
+                cmd = [
+                    "evaluate",
+                    str(m["dataset"]),
+                    parts[-4],
+                    str(m["seed"]),
+                    "--point",
+                    parts[-3],
+                ]
         else:
             cmd = [run.stage, str(m["dataset"]), str(m["model"]), str(m["seed"])]
         cmd += ["--profile", str(p["profile"]), "--device", device]

@@ -210,6 +210,69 @@ def sweep_figure(summaries: dict[str, pd.DataFrame], param: str) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
+# The readings study (not a figure of the paper): validation HR@10 / NDCG@10 per reading
+
+
+def readings_figure(summary: pd.DataFrame, dataset: str) -> Any:
+    """Validation HR@10 and NDCG@10 of every reading of every DAVE model: a panel per (metric,
+    model), a bar per scaling, D(x) and D(x, u) side by side; the selected reading outlined,
+    the as-written one hatched."""
+    plt = _plt()
+    rd = summary[summary["kind"] == "reading"]
+    models = list(dict.fromkeys(rd["model"]))
+    fig, axes = plt.subplots(
+        len(SWEEP_PANELS),
+        max(1, len(models)),
+        figsize=(4.6 * max(1, len(models)), 7.0),
+        constrained_layout=True,
+        squeeze=False,
+    )
+    inputs = {"embedding": ("D(x)", "tab:blue"), "embedding+input": ("D(x, u)", "tab:orange")}
+    for col, model in enumerate(models):
+        g = rd[rd["model"] == model]
+        scalings = list(dict.fromkeys(g["scaling"]))
+        kinds = [k for k in inputs if k in set(g["discriminator_input"].dropna())] or [None]
+        width = 0.8 / len(kinds)
+        for row, metric in enumerate(SWEEP_PANELS):
+            ax = axes[row][col]
+            for j, kind in enumerate(kinds):
+                sub = g if kind is None else g[g["discriminator_input"] == kind]
+                means = sub.groupby("scaling", sort=False)[f"valid_{metric}"].mean()
+                flags = sub.groupby("scaling", sort=False)[["selected", "as_written"]].any()
+                xs = [i + (j - (len(kinds) - 1) / 2) * width for i in range(len(scalings))]
+                label, color = inputs.get(kind, ("KL (no D)", "tab:green"))
+                for x, sc in zip(xs, scalings, strict=True):
+                    if sc not in means.index:
+                        continue
+                    ax.bar(
+                        x,
+                        means[sc],
+                        width=width * 0.95,
+                        color=color,
+                        edgecolor="black" if flags.at[sc, "selected"] else color,
+                        linewidth=2.2 if flags.at[sc, "selected"] else 0.5,
+                        hatch="//" if flags.at[sc, "as_written"] else None,
+                        label=label if sc == scalings[0] else None,
+                    )
+            ax.set_xticks(range(len(scalings)))
+            ax.set_xticklabels(scalings, rotation=35, ha="right", fontsize=8)
+            vals = g[f"valid_{metric}"].dropna()
+            if len(vals):
+                ax.set_ylim(max(0.0, float(vals.min()) - 0.05), min(1.0, float(vals.max()) + 0.03))
+            ax.set_ylabel(f"validation {_label(metric)}")
+            ax.set_title(f"{paper.DISPLAY.get(model, model)}", fontsize=10)
+            ax.grid(axis="y", alpha=0.3)
+            if row == 0:
+                ax.legend(loc="lower right", fontsize=7)
+    fig.suptitle(
+        f"The readings of Eq. 17 on {paper.DATASET_TITLES.get(dataset, dataset)}, validation split "
+        "(outlined: selected; hatched: as written)",
+        fontsize=11,
+    )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def _read_map(path: Path) -> pd.DataFrame:
@@ -284,9 +347,15 @@ def write_figures(
                 written += [
                     p.name for p in _save(sweep_figure(have, param), tmp / name, ("png", "pdf"))
                 ]
+        for dataset in params["datasets"]:
+            summary = read_summary("readings", dataset, root)
+            if summary is not None and (summary["kind"] == "reading").any():
+                suffix = "" if dataset == params["datasets"][0] else f"-{dataset}"
+                fig = readings_figure(summary, dataset)
+                written += [p.name for p in _save(fig, tmp / f"readings{suffix}", ("png", "pdf"))]
     if not written:
         log.warning("no study produced results for the selected datasets: no figures")
     return [out / n for n in sorted(written)]
 
 
-__all__ = ["noise_figure", "sweep_figure", "tsne_figure", "write_figures"]
+__all__ = ["noise_figure", "readings_figure", "sweep_figure", "tsne_figure", "write_figures"]

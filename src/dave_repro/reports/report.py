@@ -101,6 +101,49 @@ def _sweep_section(sweeps: dict[str, pd.DataFrame]) -> list[str]:
     return [*lines, ""] if lines else []
 
 
+def _fmt(v: Any) -> str:
+    return "–" if v is None or pd.isna(v) else f"{float(v):.4f}"
+
+
+def _readings_section(readings: dict[str, pd.DataFrame], as_written: str) -> list[str]:
+    """Per model: the reading the validation split selects, the as-written one, and how far
+    the result moves across the grid (the spread of test HR@10 over every point)."""
+    lines = []
+    for ds, s in readings.items():
+        lines += [
+            f"On {paper.DATASET_TITLES.get(ds, ds)} (one row per model; every point in "
+            f"`readings/{ds}.csv`, the figure below). Selected: the best validation HR@10 "
+            "(test numbers are never read by the selection). As written: Eq. 17's literal sum "
+            f"(`{as_written}`, D(x)). Spread: the range of test HR@10 over the model's grid.",
+            "",
+            "| Model | points | selected | valid HR@10 / NDCG@10 | test HR@10 / NDCG@10 | "
+            "as written: valid / test HR@10 | test HR@10 spread over the grid |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for model in paper.model_order(list(dict.fromkeys(s["model"]))):
+            g = s[s["model"] == model]
+            means = g.groupby("point", sort=False).mean(numeric_only=True)
+            sel = g[g["selected"].astype(bool)]
+            if sel.empty:
+                continue
+            pt = str(sel["point"].iloc[0])
+            aw = g[g["as_written"].astype(bool)]
+            aw_cell = (
+                f"{_fmt(aw['valid_hr@10'].mean())} / {_fmt(aw['test_hr@10'].mean())}"
+                if len(aw)
+                else "–"
+            )
+            spread = means["test_hr@10"]
+            lines.append(
+                f"| {paper.DISPLAY.get(model, model)} | {len(means)} | `{pt}` | "
+                f"{_fmt(means.at[pt, 'valid_hr@10'])} / {_fmt(means.at[pt, 'valid_ndcg@10'])} | "
+                f"{_fmt(means.at[pt, 'test_hr@10'])} / {_fmt(means.at[pt, 'test_ndcg@10'])} | "
+                f"{aw_cell} | {_fmt(spread.min())} – {_fmt(spread.max())} |"
+            )
+        lines.append("")
+    return lines
+
+
 def report_markdown(
     params: dict[str, Any], profile: str | None = None, root: Path = RESULTS
 ) -> str:
@@ -115,6 +158,7 @@ def report_markdown(
     noise = {d: s for d in datasets if (s := read_summary("noise", d, root)) is not None}
     tsne = {d: s for d in datasets if (s := read_summary("tsne", d, root)) is not None}
     sweeps = {d: s for d in datasets if (s := read_summary("sweeps", d, root)) is not None}
+    readings = {d: s for d in datasets if (s := read_summary("readings", d, root)) is not None}
     claims = check_all(tables, noise, tsne, sweeps)
     names = ", ".join(paper.DISPLAY.get(m, m) for m in paper.model_order(prof["models"]))
     lines = [
@@ -124,6 +168,19 @@ def report_markdown(
         f"{', '.join(paper.DATASET_TITLES.get(d, d) for d in datasets)}. Everything below is generated "
         "from the files in this folder (`dave report write`); the protocol is `PROTOCOL.md`.",
         "",
+        "## The readings of what the paper leaves open, and each baseline's tuning",
+        "",
+        "The paper does not say how the terms of Eq. 17 are scaled within a mini-batch, nor "
+        "what the discriminators see, and the choice moves DAVE's results (docs/models.md). "
+        "Each reading, and each baseline's learning rate, was trained and selected on the "
+        "validation split, the way the paper set its hyper-parameters (§4.1.4).",
+        "",
+        *(
+            _readings_section(readings, params["readings"]["as_written"])
+            if readings
+            else ["*No readings study in this run.*", ""]
+        ),
+        *_figure(root, "readings.png", "The readings on the validation split"),
         "## The paper's claims (Section 4.2), checked against our numbers",
         "",
         claims_markdown(claims),

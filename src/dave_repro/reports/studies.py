@@ -12,13 +12,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import atomic
+from .. import atomic, config
 from ..errors import DataFormatError
-from ..studies import noise_jobs, noise_path, sweep_points, tsne_jobs, tsne_path
+from ..studies import (
+    noise_jobs,
+    noise_path,
+    readings_points,
+    readings_profile,
+    sweep_points,
+    tsne_jobs,
+    tsne_path,
+)
 from . import paper
 
 RESULTS = Path("results")
-KINDS = ("noise", "tsne", "sweeps")
+KINDS = ("noise", "tsne", "sweeps", "readings")
 NOISE_KEYS = ["model", "name", "mode", "group", "level"]
 SWEEP_METRICS = ("hr@10", "ndcg@10")
 
@@ -113,7 +121,7 @@ def tsne_metrics(summary: pd.DataFrame) -> dict[str, Any]:
 # Sweeps
 
 
-def _validation_at_best(path: Path) -> dict[str, Any]:
+def _validation_at_best(path: Path, metrics: tuple[str, ...] = SWEEP_METRICS) -> dict[str, Any]:
     try:
         info = json.loads(path.read_text())
     except FileNotFoundError:
@@ -128,7 +136,8 @@ def _validation_at_best(path: Path) -> dict[str, Any]:
     return {
         "best_epoch": info["best_epoch"],
         "epochs_run": info.get("epochs_run"),
-        **{m: best[0].get(f"valid/{m}", np.nan) for m in SWEEP_METRICS},
+        "train_seconds": info.get("train_seconds"),
+        **{m: best[0].get(f"valid/{m}", np.nan) for m in metrics},
     }
 
 
@@ -173,6 +182,142 @@ def sweep_metrics(summary: pd.DataFrame) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Readings (DAVE's open points) and the baselines' tuning, selected on validation
+
+
+def _run_path(rd: Path, root: Path) -> Path:
+    return root / rd.relative_to(RESULTS) if rd.is_relative_to(RESULTS) else rd
+
+
+def select_metric(params: dict[str, Any]) -> str:
+    return config.active_profile(params, readings_profile(params))["train"]["select_metric"]
+
+
+def readings_validation(params: dict[str, Any], dataset: str, root: Path = RESULTS) -> pd.DataFrame:
+    """Every point's validation numbers at its best epoch, from its ``train.json`` only."""
+    metric = select_metric(params)
+    metrics = tuple(dict.fromkeys((metric, *SWEEP_METRICS)))
+    rows = []
+    for p in readings_points(params, dataset):
+        rows.append(
+            {
+                "model": p.model,
+                "point": p.point,
+                "seed": p.seed,
+                "default": p.default,
+                "run": p.rd.as_posix(),
+                **_validation_at_best(_run_path(p.rd, root) / "train.json", metrics),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def select_readings(valid: pd.DataFrame, metric: str) -> dict[str, str]:
+    """Per model, the point with the best mean validation ``metric`` over its seeds (ties: the
+    better validation NDCG@10, then the earlier point of the grid). Reads nothing but ``valid``."""
+    out: dict[str, str] = {}
+    if valid.empty:
+        return out
+    for model, g in valid.groupby("model", sort=False):
+        means = g.groupby("point", sort=False)[[metric, "ndcg@10"]].mean()
+        order = {pt: i for i, pt in enumerate(means.index)}
+        best = sorted(
+            means.index, key=lambda pt: (-means.at[pt, metric], -means.at[pt, "ndcg@10"], order[pt])
+        )
+        out[str(model)] = str(best[0])
+    return out
+
+
+def _test_metrics(path: Path) -> dict[str, float]:
+    try:
+        info = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataFormatError(path, "missing (evaluate the readings point first)") from None
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, f"not valid JSON ({exc})") from None
+    sampled = info.get("sampled", {})
+    return {f"test_{m}": sampled.get(m, np.nan) for m in SWEEP_METRICS}
+
+
+READING_COLUMNS = [
+    "model",
+    "name",
+    "point",
+    "kind",
+    "scaling",
+    "discriminator_input",
+    "setting",
+    "seed",
+    "default",
+    "as_written",
+    "selected",
+    "run",
+    "best_epoch",
+    "epochs_run",
+    "train_seconds",
+    "valid_hr@10",
+    "valid_ndcg@10",
+    "test_hr@10",
+    "test_ndcg@10",
+]
+
+
+def readings_summary(params: dict[str, Any], dataset: str, root: Path = RESULTS) -> pd.DataFrame:
+    """One row per (model, point, seed): what it sets, its validation numbers (the only ones
+    the selection reads), whether it is selected, and its test numbers (for the report)."""
+    valid = readings_validation(params, dataset, root)
+    if valid.empty:
+        return pd.DataFrame(columns=READING_COLUMNS)
+    metric = select_metric(params)
+    chosen = select_readings(valid, metric)
+    as_written = params["readings"]["as_written"]
+    settings = {(p.model, p.point): p.setting for p in readings_points(params, dataset)}
+    rows = []
+    for r in valid.to_dict("records"):
+        setting = settings[(r["model"], r["point"])]
+        reading = "scaling" in setting
+        rows.append(
+            {
+                "model": r["model"],
+                "name": paper.DISPLAY.get(r["model"], r["model"]),
+                "point": r["point"],
+                "kind": "reading" if reading else "tuning",
+                "scaling": setting.get("scaling") if reading else None,
+                "discriminator_input": setting.get("discriminator_input") if reading else None,
+                "setting": None if reading else json.dumps(setting, sort_keys=True),
+                "seed": r["seed"],
+                "default": r["default"],
+                "as_written": reading
+                and setting["scaling"] == as_written
+                and setting["discriminator_input"] in (None, "embedding"),
+                "selected": chosen.get(r["model"]) == r["point"],
+                "run": r["run"],
+                "best_epoch": r["best_epoch"],
+                "epochs_run": r["epochs_run"],
+                "train_seconds": r["train_seconds"],
+                "valid_hr@10": r["hr@10"],
+                "valid_ndcg@10": r["ndcg@10"],
+                **_test_metrics(_run_path(Path(r["run"]), root) / "metrics.json"),
+            }
+        )
+    return pd.DataFrame(rows, columns=READING_COLUMNS)
+
+
+def readings_metrics(summary: pd.DataFrame) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for model, g in summary.groupby("model", sort=False):
+        sel = g[g["selected"].astype(bool)]
+        block: dict[str, Any] = {"selected": str(sel["point"].iloc[0]) if len(sel) else None}
+        for point, gp in g.groupby("point", sort=False):
+            block[str(point)] = {
+                c: round(float(gp[c].mean()), 6)
+                for c in ("valid_hr@10", "valid_ndcg@10", "test_hr@10", "test_ndcg@10")
+            }
+        out[str(model)] = block
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def write_summary(
@@ -182,11 +327,11 @@ def write_summary(
         "noise": (noise_summary, noise_metrics),
         "tsne": (tsne_summary, tsne_metrics),
         "sweeps": (sweep_summary, sweep_metrics),
+        "readings": (readings_summary, readings_metrics),
     }[kind]
     table = build(params, dataset, root)
-    if (
-        kind == "sweeps"
-    ):  # DVC tracks this directory; a sweep that reuses only main runs leaves it empty
+    if kind in ("sweeps", "readings"):
+        # DVC tracks this directory; a study that reuses only main runs leaves it empty
         (root / "sweep-runs" / dataset).mkdir(parents=True, exist_ok=True)
     csv, js = summary_paths(kind, dataset, root)
     with atomic.atomic_path(csv) as tmp:

@@ -1,0 +1,180 @@
+"""The readings study: DAVE's open points and the baselines' tuning, selected on validation only."""
+
+from __future__ import annotations
+
+import builtins
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dave_repro import config, studies
+from dave_repro.errors import ConfigError
+from dave_repro.reports import studies as summaries
+from dave_repro.reports.figures import readings_figure
+
+
+def _paper(p: dict) -> dict:
+    p["profile"] = "paper"
+    return p
+
+
+def test_the_paper_grid_crosses_scalings_with_the_discriminators_inputs(fresh_params):
+    p = _paper(fresh_params)
+    points = studies.readings_points(p, "ml-100k")
+    n_scaling = len(p["readings"]["grid"]["scaling"])
+    per_model = pd.Series([x.model for x in points]).value_counts().to_dict()
+    assert per_model["dave"] == per_model["dave-aae"] == 2 * n_scaling
+    assert per_model["dave-adv"] == n_scaling  # no discriminator, so one input
+    for baseline in config.BASELINES:
+        assert per_model[baseline] == len(p["readings"]["tuning"][baseline])
+    # the point equal to params.yaml's own configuration is the main run, never trained twice
+    defaults = [x for x in points if x.default]
+    assert {x.model for x in defaults} == set(per_model)
+    assert all(x.rd == Path(f"results/runs/ml-100k/{x.model}/seed-0") for x in defaults)
+    others = [x for x in points if not x.default]
+    assert all(x.rd.parts[:2] == ("results", "sweep-runs") for x in others)
+    assert len({x.rd for x in points}) == len(points)
+
+
+def test_a_reading_sets_its_scaling_and_the_discriminators_input(fresh_params):
+    p = _paper(fresh_params)
+    job = studies.sweep_job(p, "ml-100k", "reading-per-entry+input", 0, "dave")
+    assert job["model_params"]["reduction"] == "per_entry"
+    assert job["model_params"]["discriminator_input"] == "embedding+input"
+    job = studies.sweep_job(p, "ml-100k", "reading-beta-0.004", 0, "dave-aae")
+    mp = job["model_params"]
+    assert mp["reduction"] == "sum" and mp["discriminator_input"] == "embedding"
+    assert mp["loss_weights"] == {
+        "reconstruction": 0.0039,
+        "regularizer": 0.0039,
+        "prediction": 1.0,
+    }
+    assert studies.sweep_job(p, "ml-100k", "tune-lr-3e-3", 0, "neumf")["model_params"]["lr"] == 3e-3
+    for point, model in (
+        ("reading-mean+input", "dave-adv"),  # no discriminator to give the input to
+        ("reading-nonsense", "dave"),
+        ("tune-lr-9", "neumf"),
+        ("reading-mean", None),
+    ):
+        with pytest.raises(ConfigError):
+            studies.sweep_job(p, "ml-100k", point, 0, model)
+
+
+def test_the_readings_parameters_are_validated(fresh_params):
+    p = fresh_params
+    p["readings"]["grid"]["scaling"]["bad"] = {"reduction": "halved"}
+    p["readings"]["grid"]["scaling"]["odd"] = {"no_such_key": 1}
+    p["readings"]["as_written"] = "missing"
+    p["readings"]["tuning"]["neumf"]["fast"] = {"lr": -1.0}
+    with pytest.raises(ConfigError) as exc:
+        config.validate_params(p)
+    text = str(exc.value)
+    assert "readings.grid.scaling.odd.no_such_key" in text
+    assert "readings.grid.scaling.bad (model dave).reduction" in text
+    assert "readings.as_written" in text
+    assert "readings.tuning.neumf.fast.lr" in text
+
+
+def _history(hr: float, ndcg: float, best: int = 2) -> dict:
+    return {
+        "best_epoch": best,
+        "best_valid": hr,
+        "epochs_run": best + 1,
+        "train_seconds": 10.0,
+        "history": [
+            {"epoch": e, "valid/hr@10": hr - 0.01 * (best - e), "valid/ndcg@10": ndcg}
+            for e in range(best + 1)
+        ],
+    }
+
+
+@pytest.fixture()
+def readings_workspace(tmp_path, monkeypatch, fresh_params):
+    """Every point of the paper grid with a train.json and a metrics.json whose test numbers
+    rank the points in the reverse order of their validation numbers."""
+    monkeypatch.chdir(tmp_path)
+    p = _paper(fresh_params)
+    points = studies.readings_points(p, "ml-100k")
+    for i, x in enumerate(points):
+        x.rd.mkdir(parents=True, exist_ok=True)
+        (x.rd / "train.json").write_text(json.dumps(_history(0.5 + 0.001 * i, 0.3)))
+        test = {"sampled": {"hr@10": 0.9 - 0.001 * i, "ndcg@10": 0.6}}
+        (x.rd / "metrics.json").write_text(json.dumps(test))
+    return p, points
+
+
+def test_the_selection_reads_validation_numbers_only(readings_workspace, monkeypatch):
+    p, points = readings_workspace
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def guarded(file, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        name = str(file)
+        opened.append(name)
+        if "metrics.json" in name or "test" in Path(name).name or "ranks" in name:
+            raise AssertionError(f"the selection opened a test-split file: {name}")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded)
+    monkeypatch.setattr(io, "open", guarded)
+    valid = summaries.readings_validation(p, "ml-100k")
+    chosen = summaries.select_readings(valid, summaries.select_metric(p))
+    monkeypatch.setattr(builtins, "open", real_open)
+    monkeypatch.setattr(io, "open", real_open)
+    assert opened and all(name.endswith("train.json") for name in opened)
+    # per model, the last point of its grid has the best validation number (and the worst test)
+    last = {x.model: x.point for x in points}
+    assert chosen == last
+    # a selection that peeked at test numbers would have chosen the first points instead
+    for x in points:
+        (x.rd / "metrics.json").unlink()
+    again = summaries.select_readings(
+        summaries.readings_validation(p, "ml-100k"), summaries.select_metric(p)
+    )
+    assert again == chosen
+
+
+def test_the_selection_breaks_ties_on_validation_ndcg_then_grid_order():
+    valid = pd.DataFrame(
+        {
+            "model": ["dave"] * 3,
+            "point": ["reading-a", "reading-b", "reading-c"],
+            "seed": [0, 0, 0],
+            "hr@10": [0.8, 0.8, 0.8],
+            "ndcg@10": [0.5, 0.6, 0.6],
+        }
+    )
+    assert summaries.select_readings(valid, "hr@10") == {"dave": "reading-b"}
+
+
+def test_the_summary_marks_the_selected_and_the_as_written_readings(readings_workspace, tmp_path):
+    p, points = readings_workspace
+    paths = summaries.write_summary("readings", p, "ml-100k")
+    table = pd.read_csv(paths[0])
+    assert len(table) == len(points)
+    assert table.groupby("model")["selected"].sum().eq(1).all()
+    written = table[table["as_written"]]
+    assert set(written["model"]) == {"dave", "dave-adv", "dave-aae"}
+    assert (written["scaling"] == p["readings"]["as_written"]).all()
+    assert set(written["discriminator_input"].fillna("none")) <= {"embedding", "none"}
+    assert set(table["kind"]) == {"reading", "tuning"}
+    tuned = table[table["kind"] == "tuning"]
+    assert tuned["scaling"].isna().all() and tuned["setting"].str.contains("lr").all()
+    metrics = json.loads(paths[1].read_text())
+    assert (
+        metrics["dave"]["selected"]
+        == table.loc[table["selected"] & (table["model"] == "dave"), "point"].item()
+    )
+    fig = readings_figure(table, "ml-100k")
+    assert len(fig.axes) == 2 * 3  # (HR@10, NDCG@10) × (DAVE, DAVE-adv, DAVE+aae)
+    titles = {ax.get_title() for ax in fig.axes}
+    assert titles == {"DAVE", "DAVE-adv", "DAVE+aae"}
+
+
+def test_the_quick_profile_reuses_its_main_runs(fresh_params):
+    points = studies.readings_points(fresh_params, "ml-100k")
+    assert points and all(x.default and x.rd.parts[1] == "runs" for x in points)
+    assert {x.model for x in points} == {"dave", "dave-adv", "dave-aae"}
