@@ -2,7 +2,8 @@
 # all logic lives in src/dave_repro. Parameters come from params.yaml (only `profile` and
 # `datasets` may be overridden with --config). Caching is by content: each `dave` stage skips
 # itself when its inputs, parameters and code hash to what its manifest records.
-from dave_repro import engine
+from dave_repro import engine, plan
+from dave_repro import config as config_module  # `config` is Snakemake's own
 
 configfile: "params.yaml"
 

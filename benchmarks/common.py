@@ -40,14 +40,14 @@ def processed(dataset: str) -> Path:
             f"{dataset}: no processed data in {here}; set DAVE_DATA_MIRROR (or run the pipeline) first"
         )
     from dave_repro import config
-    from dave_repro.data import stages
+    from dave_repro.stages import data as stages
 
     params = config.load_params(REPO / "params.yaml")
     cfg = config.dataset_config(params, dataset)
     root = CACHE / "data"
-    stages.run_download(cfg, root)
-    stages.run_preprocess(cfg, root)
-    stages.run_split(cfg, root)
+    stages.download(cfg, root)
+    stages.preprocess(cfg, root)
+    stages.split(cfg, root)
     return cached
 
 

@@ -30,7 +30,7 @@ def sh(cwd: Path, *cmd: str, env: dict | None = None) -> subprocess.CompletedPro
 
 def time_data_stages(dataset: str, params: dict, mirror: str) -> float:
     from dave_repro import config
-    from dave_repro.data import stages
+    from dave_repro.stages import data as stages
 
     ws = CACHE / "pipeline-data"
     ws.mkdir(parents=True, exist_ok=True)
@@ -39,10 +39,10 @@ def time_data_stages(dataset: str, params: dict, mirror: str) -> float:
     os.environ["DAVE_DATA_MIRROR"] = mirror
     try:
         cfg = config.dataset_config(params, dataset)
-        stages.run_download(cfg)
+        stages.download(cfg)
         t = time.perf_counter()
-        stages.run_preprocess(cfg, force=True)
-        stages.run_split(cfg, force=True)
+        stages.preprocess(cfg, force=True)
+        stages.split(cfg, force=True)
         return time.perf_counter() - t
     finally:
         os.chdir(old)
@@ -110,7 +110,7 @@ def main() -> None:
     mirror = os.environ.get("DAVE_DATA_MIRROR")
     if not mirror:
         raise SystemExit("set DAVE_DATA_MIRROR to the data mirror")
-    from dave_repro import config
+    from dave_repro import config, plan
 
     params = config.load_params(REPO / "params.yaml")
     rows, lines = [], []
@@ -138,7 +138,7 @@ def main() -> None:
     t = time.perf_counter()
     rep = sh(proj, "dvc", "repro")
     t_dvc = time.perf_counter() - t
-    n_jobs = len(config.grid(yaml.safe_load((proj / "params.yaml").read_text())))
+    n_jobs = len(plan.grid(yaml.safe_load((proj / "params.yaml").read_text())))
     ok = "Nothing to be done" in dry.stdout + dry.stderr and "up to date" in rep.stdout.lower()
     rows.append(
         {

@@ -113,7 +113,8 @@ def tiny_workspace(tmp_path, monkeypatch, params):
     import yaml
 
     from dave_repro import config
-    from dave_repro.data import stages, synthetic
+    from dave_repro.data import synthetic
+    from dave_repro.stages import data as stages
 
     monkeypatch.chdir(tmp_path)
     checksums = synthetic.write_mirror(tmp_path / "mirror", "ml-100k", n_users=120, n_items=300)
@@ -121,7 +122,7 @@ def tiny_workspace(tmp_path, monkeypatch, params):
     p = tiny_params(params, checksums)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     cfg = config.dataset_config(p, "ml-100k")
-    stages.run_download(cfg)
-    stages.run_preprocess(cfg)
-    stages.run_split(cfg)
+    stages.download(cfg)
+    stages.preprocess(cfg)
+    stages.split(cfg)
     return tmp_path

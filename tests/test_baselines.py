@@ -632,7 +632,9 @@ TINY = {
 
 @pytest.mark.parametrize("model", BASELINES)
 def test_every_baseline_trains_and_evaluates_through_the_shared_stages(tiny_workspace, model):
-    from dave_repro.runs import evaluate_stage, run_dir, train_stage
+    from dave_repro.layout import run_dir
+    from dave_repro.stages.evaluate import evaluate as evaluate_stage
+    from dave_repro.stages.train import train as train_stage
 
     path = tiny_workspace / "params.yaml"
     p = yaml.safe_load(path.read_text())

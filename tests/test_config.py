@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from dave_repro import config
+from dave_repro import config, plan
 from dave_repro.errors import ConfigError
 
 
@@ -20,7 +20,7 @@ def problems(p: dict) -> list[str]:
 
 def test_shipped_params_are_valid(params):
     config.validate_params(params)
-    assert config.grid(params) == [
+    assert plan.grid(params) == [
         ("ml-100k", m, 0) for m in ("dave", "dave-adv", "dave-aae", "itempop")
     ]
 

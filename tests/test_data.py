@@ -14,9 +14,10 @@ import scipy.sparse as sp
 from conftest import MIRROR
 
 from dave_repro import config
-from dave_repro.data import stages, synthetic
+from dave_repro.data import synthetic
 from dave_repro.data.dataset import load_split
 from dave_repro.errors import ConfigError, DataFormatError, DaveError
+from dave_repro.stages import data as stages
 
 REAL = [ds for ds in ("ml-100k", "ml-1m") if MIRROR is not None and (MIRROR / ds).is_dir()]
 EXPECTED = {"ml-100k": (100_000, 943, 1_682), "ml-1m": (1_000_209, 6_040, 3_706)}
@@ -30,9 +31,9 @@ def workdir(tmp_path, monkeypatch):
 
 def build(params: dict, ds: str) -> Path:
     cfg = config.dataset_config(params, ds)
-    stages.run_download(cfg)
-    stages.run_preprocess(cfg)
-    stages.run_split(cfg)
+    stages.download(cfg)
+    stages.preprocess(cfg)
+    stages.split(cfg)
     return Path("data/processed") / ds
 
 
@@ -133,11 +134,11 @@ def test_split_is_identical_across_reruns_and_changes_with_the_seed(
 
     first = digest()
     cfg = config.dataset_config(params, "ml-100k")
-    assert stages.run_split(cfg, force=True)
+    assert stages.split(cfg, force=True)
     assert digest() == first  # byte-identical
-    assert not stages.run_split(cfg)  # content-checked: nothing to do
+    assert not stages.split(cfg)  # content-checked: nothing to do
     params["data"]["split_seed"] += 1
-    stages.run_split(config.dataset_config(params, "ml-100k"))
+    stages.split(config.dataset_config(params, "ml-100k"))
     assert digest()["negatives_test.parquet"] != first["negatives_test.parquet"]
 
 
@@ -209,9 +210,9 @@ def test_malformed_row_names_file_and_line(fresh_params, workdir, monkeypatch):
     }
     monkeypatch.setenv("DAVE_DATA_MIRROR", str(workdir / "mirror"))
     cfg = config.dataset_config(fresh_params, "ml-100k")
-    stages.run_download(cfg)
+    stages.download(cfg)
     with pytest.raises(DataFormatError) as exc:
-        stages.run_preprocess(cfg)
+        stages.preprocess(cfg)
     assert exc.value.line == 3 and "u.data" in str(exc.value) and "'x'" in str(exc.value)
     assert not Path("data/processed/ml-100k/interactions.parquet").exists()
 
@@ -220,9 +221,9 @@ def test_filter_that_leaves_no_users(fresh_params, workdir, monkeypatch):
     params = generated(fresh_params, "yelp", workdir, monkeypatch)
     params["data"]["yelp"]["min_user_interactions"] = 10_000
     cfg = config.dataset_config(params, "yelp")
-    stages.run_download(cfg)
+    stages.download(cfg)
     with pytest.raises(DaveError, match="leave no users"):
-        stages.run_preprocess(cfg)
+        stages.preprocess(cfg)
     assert not Path("data/processed/yelp/interactions.parquet").exists()
 
 

@@ -27,9 +27,11 @@ from faults import dave, lock_held, lock_path, root_logging_restored, temporarie
 
 from dave_repro import atomic, cli, config
 from dave_repro.data import split as split_module
-from dave_repro.data import stages
 from dave_repro.hashing import sha256_file
-from dave_repro.runs import evaluate_stage, run_dir, train_stage
+from dave_repro.layout import run_dir
+from dave_repro.stages import data as stages
+from dave_repro.stages.evaluate import evaluate as evaluate_stage
+from dave_repro.stages.train import train as train_stage
 from dave_repro.training import checkpoint
 
 pytestmark = pytest.mark.slow
@@ -104,7 +106,7 @@ def two_splits(tiny_workspace):
     ref = {}
     for seed in (11, 2024):
         p = set_split_seed(ws, seed)
-        stages.run_split(config.dataset_config(p, DS))
+        stages.split(config.dataset_config(p, DS))
         ref[seed] = {n: (d / n).read_bytes() for n in split_module.OUTPUTS}
         ref[seed]["fingerprint"] = json.loads((d / "split.manifest.json").read_text())[
             "fingerprint"
@@ -180,7 +182,7 @@ def test_stale_temporaries_of_a_killed_writer_are_removed_by_the_next_run(two_sp
         (d / f"{atomic.TMP_PREFIX}{name}.abc123").write_bytes(b"half")
     (d / f"{atomic.TMP_PREFIX}interactions.parquet.zz").write_bytes(b"not split's")
     p = set_split_seed(ws, 11)
-    stages.run_split(config.dataset_config(p, DS))
+    stages.split(config.dataset_config(p, DS))
     # only the split's own leftovers: the other stage of this directory may be running
     assert temporaries(d) == [f"{atomic.TMP_PREFIX}interactions.parquet.zz"]
     assert all((d / n).read_bytes() == ref[11][n] for n in split_module.OUTPUTS)
@@ -330,5 +332,5 @@ def test_disk_full_mid_write_is_a_clear_error_and_the_next_run_recovers(
     )
     monkeypatch.setattr(atomic, "_fsync", real_fsync)  # space freed: the next run completes
     p = config.load_params(ws / "params.yaml")
-    assert stages.run_split(config.dataset_config(p, DS)) is True
+    assert stages.split(config.dataset_config(p, DS)) is True
     assert all((d / n).read_bytes() == ref[11][n] for n in split_module.OUTPUTS)

@@ -203,8 +203,8 @@ def test_snakemake_and_dvc_beside_a_running_snakemake(project):
 
 def test_an_output_removed_by_another_tool_mid_run_is_a_clear_error(tiny_workspace, monkeypatch):
     from dave_repro import config
-    from dave_repro.data import stages
     from dave_repro.errors import DaveError
+    from dave_repro.stages import data as stages
 
     ws = tiny_workspace
     d = ws / "data/processed" / DS
@@ -223,7 +223,7 @@ def test_an_output_removed_by_another_tool_mid_run_is_a_clear_error(tiny_workspa
         match=r"split: output\(s\) data/processed/ml-100k/train_csr.npz "
         r"vanished before this run could record them",
     ):
-        stages.run_split(config.dataset_config(p, DS), force=True)
+        stages.split(config.dataset_config(p, DS), force=True)
     assert (d / "split.manifest.json").read_bytes() == before  # nothing recorded
     monkeypatch.setattr(split_module, "split", real_split)
-    assert stages.run_split(config.dataset_config(p, DS)) is True  # the next run redoes it
+    assert stages.split(config.dataset_config(p, DS)) is True  # the next run redoes it

@@ -14,9 +14,11 @@ import gzip
 import hashlib
 import http.server
 import io
+import json
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import socketserver
@@ -43,6 +45,13 @@ UDATA = b"".join(
     b"%d\t%d\t%d\t%d\n" % (u, i, 3, 880000000 + i) for u in range(1, 4) for i in range(1, 30)
 )
 PIN = {"ml-100k/u.data": "sha256:" + hashlib.sha256(UDATA).hexdigest()}
+
+
+@pytest.fixture(autouse=True)
+def own_lock(tmp_path, monkeypatch) -> None:
+    """Each test's checksum lock is its own (the default relative path, in its directory)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(fetch.STRICT_ENV, raising=False)
 
 
 def nothing_left(tmp_path: Path) -> None:
@@ -338,3 +347,67 @@ def test_nothing_listening_is_retried_then_refused(tmp_path):
             settings=FAST,
         )
     nothing_left(tmp_path)
+
+
+def test_trust_on_first_use_through_the_cli(tmp_path, params):
+    """`dave download digital-music` with no pinned checksum: the first run records the file in
+    the workspace's checksums.lock.json and says so; a normal re-run is up to date and rewrites
+    nothing (what DVC and Snakemake see stays unchanged); a different file is refused later."""
+    data = b"B000000001,A00000001,5.0,1500000000\n"
+    src = tmp_path / "m/digital-music/amazon2018/Digital_Music.csv"
+    src.parent.mkdir(parents=True)
+    src.write_bytes(data)
+    ws = _dave_download_workspace(tmp_path, params)
+    env = {**os.environ, "DAVE_DATA_MIRROR": str(tmp_path / "m")}
+    for var in ("DAVE_PARAMS", fetch.STRICT_ENV):
+        env.pop(var, None)
+
+    def download() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "dave_repro.cli", "download", "digital-music"],
+            cwd=ws,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+
+    first = download()
+    assert first.returncode == 0, first.stderr
+    actual = "sha256:" + hashlib.sha256(data).hexdigest()
+    line = next(ln for ln in first.stderr.splitlines() if "WARNING" in ln)
+    assert line.endswith(
+        "digital-music/Digital_Music.csv: no checksum is published for this file; trusting it on "
+        f"first use and recording {actual} ({len(data)} bytes, from {src}) in checksums.lock.json. "
+        "Review it and commit checksums.lock.json: every later download of this file is verified "
+        "against it."
+    )
+    lock = ws / "checksums.lock.json"
+    assert json.loads(lock.read_text())["files"]["digital-music/Digital_Music.csv"]["checksum"] == (
+        actual
+    )
+    manifest = ws / "data/raw/digital-music/manifest.json"
+    assert json.loads(manifest.read_text())["files"]["Digital_Music.csv"]["checksum"] == actual
+
+    def state() -> tuple:
+        return tuple((p.read_bytes(), p.stat().st_mtime_ns) for p in (lock, manifest))
+
+    before = state()
+    again = download()
+    assert again.returncode == 0 and "up to date" in again.stderr, again.stderr
+    assert "WARNING" not in again.stderr
+    assert state() == before
+
+    other = data.replace(b"5.0", b"1.0")
+    src.write_bytes(other)
+    shutil.rmtree(ws / "data/raw/digital-music")  # as on a fresh clone with the lock committed
+    refused = download()
+    assert refused.returncode == 2
+    assert (
+        "checksum mismatch for digital-music/Digital_Music.csv: expected "
+        f"{actual} (recorded in checksums.lock.json on first use), got sha256:"
+        f"{hashlib.sha256(other).hexdigest()}; the file was removed. This is not the file first "
+        "downloaded"
+    ) in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert lock.read_bytes() == before[0][0]
+    assert sorted(p.name for p in (ws / "data/raw").iterdir()) == []

@@ -26,8 +26,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dave_repro import config
-from dave_repro.data import readers, stages, synthetic
+from dave_repro.data import readers, synthetic
 from dave_repro.errors import DataFormatError
+from dave_repro.stages import data as stages
 
 FUZZ = settings(
     max_examples=120,
@@ -318,7 +319,7 @@ def downloaded(tmp_path, monkeypatch, params):
     monkeypatch.setenv("DAVE_DATA_MIRROR", str(tmp_path / "mirror"))
     p = tiny_params(params, sums)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
-    stages.run_download(config.dataset_config(p, "ml-100k"))
+    stages.download(config.dataset_config(p, "ml-100k"))
     return tmp_path, p
 
 
@@ -346,7 +347,7 @@ def _corrupt_source(ws: Path, p: dict, line: int, replacement: bytes) -> dict:
 def test_preprocess_of_a_malformed_source_writes_nothing(downloaded, replacement, reason):
     ws, p = downloaded
     p = _corrupt_source(ws, p, 25, replacement)
-    stages.run_download(config.dataset_config(p, "ml-100k"))
+    stages.download(config.dataset_config(p, "ml-100k"))
     env = {**os.environ, "DAVE_PARAMS": str(ws / "params.yaml")}
     proc = subprocess.run(
         [sys.executable, "-m", "dave_repro.cli", "preprocess", "ml-100k"],
@@ -365,13 +366,13 @@ def test_preprocess_of_a_malformed_source_writes_nothing(downloaded, replacement
 def test_preprocess_failure_keeps_the_previous_complete_outputs(downloaded):
     ws, p = downloaded
     cfg = config.dataset_config(p, "ml-100k")
-    stages.run_preprocess(cfg)
+    stages.preprocess(cfg)
     out = ws / "data/processed/ml-100k"
     before = {f.name: f.read_bytes() for f in out.iterdir()}
     p = _corrupt_source(ws, p, 3, b"1\t2")
     cfg = config.dataset_config(p, "ml-100k")
-    stages.run_download(cfg)
+    stages.download(cfg)
     with pytest.raises(DataFormatError) as exc:
-        stages.run_preprocess(cfg)
+        stages.preprocess(cfg)
     assert exc.value.line == 3
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before

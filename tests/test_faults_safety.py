@@ -28,7 +28,9 @@ from hypothesis import strategies as st
 from dave_repro import cli, config
 from dave_repro.data.dataset import load_split
 from dave_repro.errors import CheckpointError, ConfigError, DataFormatError
-from dave_repro.runs import evaluate_stage, run_dir, train_stage
+from dave_repro.layout import run_dir
+from dave_repro.stages.evaluate import evaluate as evaluate_stage
+from dave_repro.stages.train import train as train_stage
 
 SRC = REPO / "src" / "dave_repro"
 SAFE = set(string.ascii_letters + string.digits + "._-")

@@ -20,8 +20,10 @@ from faults import root_logging_restored
 
 from dave_repro import cli, config
 from dave_repro.errors import CheckpointError, DataFormatError, DaveError, TrainingError
+from dave_repro.layout import run_dir
 from dave_repro.models.dave import DAVE
-from dave_repro.runs import evaluate_stage, run_dir, train_stage
+from dave_repro.stages.evaluate import evaluate as evaluate_stage
+from dave_repro.stages.train import train as train_stage
 from dave_repro.training import checkpoint
 
 DS = "ml-100k"

@@ -10,7 +10,8 @@ import pytest
 from test_reports import fake_params, write_fake_runs
 from test_studies import write_noise, write_train_json
 
-from dave_repro import studies
+from dave_repro import layout
+from dave_repro import plan as studies
 from dave_repro.reports import claims as C
 from dave_repro.reports.figures import noise_figure, sweep_figure, tsne_figure, write_figures
 from dave_repro.reports.report import write_report
@@ -26,7 +27,7 @@ SILHOUETTE = {
 
 
 def write_tsne(root: Path, model: str, seed: int = 0) -> None:
-    path = studies.tsne_path("ml-100k", model, seed, root)
+    path = layout.tsne_path("ml-100k", model, seed, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     frames, scores = [], []
@@ -101,7 +102,7 @@ def test_tsne_figure_prints_the_silhouette(everything):
     root, p = everything
     scores = read_summary("tsne", "ml-100k", root)
     maps = {
-        m: pd.read_parquet(studies.tsne_path("ml-100k", m, 0, root)) for m in ("dave", "dave-adv")
+        m: pd.read_parquet(layout.tsne_path("ml-100k", m, 0, root)) for m in ("dave", "dave-adv")
     }
     fig = tsne_figure(maps, scores, "user", "ml-100k")
     assert [a.get_title() for a in fig.axes] == ["DAVE: 50 users", "DAVE-adv: 50 users"]  # (a), (b)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dave_repro import config, studies
+from dave_repro import config
+from dave_repro import plan as studies
 from dave_repro.errors import ConfigError
 from dave_repro.reports import studies as summaries
 from dave_repro.reports.figures import readings_figure

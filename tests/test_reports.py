@@ -13,8 +13,14 @@ import pytest
 from conftest import REPO
 
 from dave_repro.evaluation.metrics import metrics_from_ranks, per_user_ndcg
-from dave_repro.reports import paper, performance
-from dave_repro.reports.significance import against_reference, paired_test
+from dave_repro.reports import claims, paper, performance
+from dave_repro.reports.report import report_markdown
+from dave_repro.reports.significance import (
+    HOW_SEEDS_COMBINE,
+    against_reference,
+    format_p,
+    paired_test,
+)
 from dave_repro.reports.tables import write_tables
 
 MODELS = [
@@ -66,15 +72,18 @@ def write_fake_runs(root: Path, dataset: str = "ml-100k", models=MODELS, seeds=S
             )
 
 
-def fake_params(params: dict, models=MODELS, seeds=SEEDS) -> dict:
+def fake_params(params: dict, models=MODELS, seeds=SEEDS, profile: str = "paper") -> dict:
+    """The fixture's grid under both profile names, ``profile`` selected: ``paper`` (its report
+    judges the claims and quotes p-values) or ``quick`` (a smoke test: neither)."""
     import copy
 
     p = copy.deepcopy(params)
     p["datasets"] = ["ml-100k"]
-    p["profile"] = "quick"
-    p["profiles"]["quick"]["models"] = list(models)
-    p["profiles"]["quick"]["seeds"] = list(seeds)
-    p["profiles"]["quick"].pop("sweep_grid", None)  # the fixtures use the full sweeps.grid
+    p["profile"] = profile
+    for name in ("quick", "paper"):
+        p["profiles"][name]["models"] = list(models)
+        p["profiles"][name]["seeds"] = list(seeds)
+        p["profiles"][name].pop("sweep_grid", None)  # the fixtures use the full sweeps.grid
     return p
 
 
@@ -238,3 +247,147 @@ def test_missing_ranks_are_a_clear_error(results):
     with pytest.raises(DataFormatError, match="ranks.parquet: missing"):
         write_tables(params, out=root / "tables", root=root)
     assert not (root / "tables").exists()  # nothing half-written
+
+
+# ---------------------------------------------------------------------------------------------
+# Smoke tests (any profile but `paper`): said at the top, no zero spread, no verdict, no p-value
+
+
+def _report(tmp_path, monkeypatch, params, profile: str, seeds=SEEDS) -> tuple[Path, str]:
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "results"
+    write_fake_runs(root, seeds=seeds)
+    p = fake_params(params, seeds=seeds, profile=profile)
+    write_tables(p, out=root / "tables", root=root)
+    return root, report_markdown(p, root=root)
+
+
+def test_only_the_paper_profile_is_evidence():
+    assert performance.is_evidence("paper")
+    assert not performance.is_evidence("quick") and not performance.is_evidence("paper-lite")
+
+
+def test_smoke_test_report_says_so_and_judges_nothing(tmp_path, monkeypatch, params):
+    root, report = _report(tmp_path, monkeypatch, params, "quick", seeds=[0])
+    top = report.split("\n## ")[0]  # everything before the first section
+    assert "Smoke test: these numbers are not evidence" in top
+    assert "Profile `quick` ran 1 seed (0), training capped at 2 epochs" in top
+    assert "only profile `paper`" in top
+    claims_part = report.split("## The paper's claims")[1].split("## Datasets")[0]
+    items = [line for line in claims_part.splitlines() if line[:1].isdigit()]
+    assert len(items) == 11
+    assert all("not meaningful (smoke test)" in line for line in items)
+    for verdict in (
+        "agrees",
+        "does not agree",
+        "✅",
+        "❌",
+        "fails:",
+        "checked parts hold",
+        "p < ",
+        "p = ",
+    ):
+        assert verdict not in claims_part, verdict
+    # one seed: no zero spread anywhere, n = 1 instead; no p-value in the report or its tables
+    assert "± 0.0000" not in report and "(n = 1)" in report
+    assert "p < " not in report and "p = " not in report
+    md = (root / "tables/table-ml-100k.md").read_text()
+    dave = next(line for line in md.splitlines() if line.startswith("| DAVE | "))
+    assert dave.count("(n = 1)") == 6 and " ± " not in dave
+    assert "Smoke test: these numbers are not evidence" in md and "p < " not in md
+    summary = (root / "tables/summary.md").read_text()
+    assert "Smoke test" in summary and "± 0.0000" not in summary and "(n = 1)" in summary
+    tex = (root / "tables/table-ml-100k.tex").read_text()
+    assert r"$\pm$ 0.0000" not in tex and "($n=1$)" in tex and "Smoke test" in tex
+    assert "$p<$" not in tex and "$p=$" not in tex
+    df = pd.read_csv(root / "tables/table-ml-100k.csv")
+    assert df["hr@10_std"].isna().all() and df["full_ndcg@10_std"].isna().all()
+    assert df["dave_p_ndcg@10"].isna().all() and df["full_dave_p_ndcg@10"].isna().all()
+    assert df.loc[df["model"] == "apr", "dave_diff_ndcg@10"].notna().all()  # the difference stays
+    assert pd.read_csv(root / "tables/summary.csv")["sampled_hr@10_std"].isna().all()
+    table = {"ml-100k": df}
+    frame = claims.claims_frame(claims.check_all(table, {}, {}, {}), judged=False)
+    assert (frame["status"] == claims.NOT_MEANINGFUL).all() and (frame["evidence"] == "").all()
+
+
+def test_smoke_test_with_three_seeds_keeps_the_spread(tmp_path, monkeypatch, params):
+    root, report = _report(tmp_path, monkeypatch, params, "quick")
+    assert "Profile `quick` ran 3 seeds (0, 1, 2)" in report.split("\n## ")[0]
+    mean, std = expected_means("hr@10")["cdae"]
+    assert f"{mean:.4f} ± {std:.4f}" in report and "(n = 1)" not in report
+    assert "✅" not in report and "❌" not in report and "p < " not in report
+
+
+def test_one_seed_under_the_paper_profile_is_n_1_too(tmp_path, monkeypatch, params):
+    monkeypatch.chdir(tmp_path)
+    write_fake_runs(tmp_path / "results", seeds=[0])
+    p = fake_params(params, seeds=[0])
+    df = performance.dataset_table(p, "ml-100k", root=tmp_path / "results")
+    md = performance.table_markdown(df, "ml-100k", "paper")
+    assert "± 0.0000" not in md and "(n = 1)" in md
+    assert "p < 1e-4" in md and "Smoke test" not in md  # the paper profile's tests stay
+
+
+def test_paper_profile_report_is_unchanged(tmp_path, monkeypatch, params):
+    """Today's paper-profile report, line by line where it could move: no banner, the claims
+    judged with their evidence and p-values, every cell mean ± std, the paired tests."""
+    from scipy.stats import wilcoxon
+
+    root, report = _report(tmp_path, monkeypatch, params, "paper")
+    lines = report.splitlines()
+    assert lines[:3] == [
+        "# DAVE, reproduced: results beside the paper's",
+        "",
+        "Profile `paper`: CDAE, APR, ACAE, DAVE-adv, DAVE+aae, DAVE, ItemPop; seeds 0, 1, 2; "
+        "datasets MovieLens 100K. Everything below is generated from the files in this folder "
+        "(`dave report write`); the protocol is `docs/protocol.md` in the repository.",
+    ]
+    assert "Smoke test" not in report and "not meaningful" not in report and "(n = " not in report
+    claims_part = report.split("## The paper's claims (Section 4.2), checked against our numbers")[
+        1
+    ]
+    claims_part = claims_part.split("## Datasets")[0]
+    assert claims_part.lstrip().startswith("Of 11 claims: ")
+    items = [line for line in claims_part.splitlines() if line[:1].isdigit()]
+    assert len(items) == 11
+    assert all(
+        line.split(" — ")[0].split(". ", 1)[1]
+        in {"✅ **agrees**", "❌ **does not agree**", "⬜ *not checked*"}
+        for line in items
+    )
+    # the fixture's DAVE beats the robust methods on NDCG: agreed, with the paired p-value
+    nd = next(line for line in items if "on NDCG@5, NDCG@10 and NDCG@20" in line)
+    assert nd.startswith("2. ✅ **agrees**") and "3 of 3 checked parts hold" in nd
+    assert "paired NDCG@10 p < 1e-4" in nd
+
+    def user_ndcg(model, proto=0):
+        return np.mean([per_user_ndcg(fake_ranks(model, s)[proto], 10) for s in SEEDS], axis=0)
+
+    for model, paper_cells in (("cdae", True), ("itempop", False)):
+        cells = []
+        for metric in paper.METRIC_COLUMNS:
+            mean, std = expected_means(metric)[model]
+            pv = paper.paper_value("ml-100k", model, metric)
+            theirs = f"[{pv:.4f}, {mean - pv:+.4f}]" if paper_cells else "[not in the paper]"
+            cells.append(f"{mean:.4f} ± {std:.4f} {theirs}")
+        d = user_ndcg("dave") - user_ndcg(model)
+        test = (
+            f"{d.mean():+.4f} ({format_p(wilcoxon(d[d != 0]).pvalue)}; {np.count_nonzero(d)} users)"
+        )
+        row = f"| {paper.DISPLAY[model]} | 3 | " + " | ".join(cells) + f" | {test} |"
+        assert row in lines, row
+    assert (
+        "| Model | Seeds | HR@5 | HR@10 | HR@20 | NDCG@5 | NDCG@10 | NDCG@20 | "
+        "DAVE − model, NDCG@10 per user |" in lines
+    )
+    assert (
+        "* Last column: DAVE's paired difference from each model in per-user NDCG@10: "
+        f"{HOW_SEEDS_COMBINE}. Positive: DAVE is better." in report
+    )
+    tex = (root / "tables/table-ml-100k.tex").read_text()
+    assert r"$\Delta$NDCG@10 ($p$) \\" in tex and "$p<$1e-4" in tex and "Smoke test" not in tex
+    assert "(Wilcoxon signed-rank).}" in tex
+    summary = (root / "tables/summary.md").read_text()
+    mean, std = expected_means("hr@5")["itempop"]
+    assert summary.splitlines()[2].startswith("Sampled protocol") and "Smoke test" not in summary
+    assert f"| ml-100k | ItemPop | 3 | {mean:.4f} ± {std:.4f} | " in summary

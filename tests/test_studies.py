@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dave_repro import config, engine, studies
+from dave_repro import config, engine, layout, plan
+from dave_repro import plan as studies
 from dave_repro.errors import ConfigError
+from dave_repro.layout import run_dir, sweep_run_dir
 from dave_repro.reports.studies import noise_summary, sweep_summary, tsne_summary, write_summary
-from dave_repro.runs import run_dir, sweep_run_dir
+from dave_repro.stages import studies as study_stages
 
 
 def test_noise_jobs_only_for_vector_reading_models_of_the_profile(fresh_params):
@@ -73,7 +75,7 @@ def test_sweep_keys(fresh_params):
     assert engine.sweep_key(p, "ml-100k", "default", 0) == engine.job_key(
         p, "train", "ml-100k", "dave", 0
     )
-    assert "results/runs/ml-100k/dave/seed-0/train.json" in engine.sweep_targets(p, "ml-100k")
+    assert "results/runs/ml-100k/dave/seed-0/train.json" in plan.sweep_targets(p, "ml-100k")
     with pytest.raises(ConfigError, match="sweep point"):
         studies.parse_point("learning_rate-3")
 
@@ -146,7 +148,7 @@ def write_noise(
         }
         for lv in levels
     ]
-    path = studies.noise_path("ml-100k", model, seed, root)
+    path = layout.noise_path("ml-100k", model, seed, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(path, index=False)
 
@@ -217,4 +219,4 @@ def test_sweep_summary_reads_validation_at_the_best_epoch(tmp_path, fresh_params
 def test_noise_refuses_a_model_that_reads_no_vectors(fresh_params):
     job = config.job_config(fresh_params, "ml-100k", "itempop", 0)
     with pytest.raises(ConfigError, match="does not read interaction vectors"):
-        studies.noise_stage(job, fresh_params)
+        study_stages.noise(job, fresh_params)

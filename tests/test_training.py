@@ -16,7 +16,9 @@ import yaml
 
 from dave_repro import config
 from dave_repro.errors import CheckpointError, TrainingError
-from dave_repro.runs import evaluate_stage, run_dir, train_stage
+from dave_repro.layout import run_dir
+from dave_repro.stages.evaluate import evaluate as evaluate_stage
+from dave_repro.stages.train import train as train_stage
 from dave_repro.training import checkpoint
 
 

@@ -9,24 +9,24 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .data.registry import REGISTRY
 from .errors import ConfigError
-from .models.specs import DATASET_SETTINGS, FAMILIES
+from .models.specs import BASELINES, DATASET_SETTINGS, DAVE_MODELS, DISPLAY, FAMILIES
 from .schema import Bool, Custom, DictOf, Float, Int, List, Map, Str, join, load_yaml
 
-DATASETS = ("ml-100k", "ml-1m", "yelp", "digital-music", "pinterest")
-DAVE_MODELS = ("dave", "dave-adv", "dave-aae")
-BASELINES = ("neumf", "cdae", "cfgan", "apr", "acae", "avb", "vaegan", "cvae-gan", "recvae")
-MODEL_NAMES = (*DAVE_MODELS, *BASELINES, "itempop")
-METRICS = tuple(f"{m}@{k}" for m in ("hr", "ndcg") for k in (5, 10, 20))
+DATASETS = tuple(REGISTRY)  # every dataset the data registry declares
+MODEL_NAMES = tuple(DISPLAY)  # every model of every family (models/specs.py declares them)
+METRIC_NAMES = ("hr", "ndcg")  # at every k of evaluation.ks (checked against it)
 DEFAULT_PARAMS = "params.yaml"
 
 
-def _device(value: Any, path: str, errors: list[str]) -> None:
+def check_device(value: Any, path: str, errors: list[str]) -> None:
     if not isinstance(value, str) or not (
         value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit())
     ):
@@ -45,9 +45,16 @@ def _model_entry(name: str) -> Custom:
                 f"(known: {', '.join(sorted(FAMILIES))})"
             )
             return
-        FAMILIES[family](value, path, errors)
+        FAMILIES[family].schema(value, path, errors)
 
     return Custom(check)
+
+
+def _metric_name(value: Any, path: str, errors: list[str]) -> None:
+    """hr@k or ndcg@k; that k is one of evaluation.ks is checked with the whole file."""
+    names = "|".join(METRIC_NAMES)
+    if not isinstance(value, str) or not re.fullmatch(rf"({names})@[0-9]+", value):
+        errors.append(f"{path}: unknown value {value!r} (expected hr@<k> or ndcg@<k>)")
 
 
 DATASET_DATA = Map(
@@ -63,7 +70,7 @@ TRAIN_SCHEDULE = Map(
     {
         "max_epochs": Int(min=1),
         "patience": Int(min=1),
-        "select_metric": Str(choices=METRICS),
+        "select_metric": Custom(_metric_name),
         "max_train_pairs": Int(min=1, nullable=True),
     }
 )
@@ -164,7 +171,7 @@ SCHEMA = Map(
         ),
         "train": Map(
             {
-                "device": Custom(_device),
+                "device": Custom(check_device),
                 "num_threads": Int(min=1, nullable=True),
                 "progress": Bool(),
             }
@@ -234,6 +241,13 @@ def _cross_checks(params: dict[str, Any], errors: list[str]) -> None:
                 errors.append(
                     f"profiles.{pname}.models[{i}]: model {m!r} has no entry under models"
                 )
+    metrics = [f"{m}@{k}" for m in METRIC_NAMES for k in params["evaluation"]["ks"]]
+    for pname, prof in params["profiles"].items():
+        if prof["train"]["select_metric"] not in metrics:
+            errors.append(
+                f"profiles.{pname}.train.select_metric: {prof['train']['select_metric']!r} is "
+                f"not a metric of evaluation.ks (one of {', '.join(metrics)})"
+            )
     for ds in params["datasets"]:
         if ds not in params["hparams"]:
             errors.append(f"hparams.{ds}: missing (needed because datasets lists {ds})")
@@ -275,7 +289,7 @@ def _tuning_checks(
             bad = [k for k in overrides if k not in entry or k == "family"]
             errors.extend(f"{path}.{k}: not a parameter of model {m}" for k in bad)
             if not bad:
-                FAMILIES[entry["family"]]({**entry, **overrides}, path, errors)
+                FAMILIES[entry["family"]].schema({**entry, **overrides}, path, errors)
 
 
 def _readings_checks(params: dict[str, Any], errors: list[str]) -> None:
@@ -313,7 +327,7 @@ def _readings_checks(params: dict[str, Any], errors: list[str]) -> None:
                         errors.append(f"{path}.{key}: not a scaling parameter of model {m}")
                 if not all(key in entry for key in overrides):
                     continue
-                FAMILIES["dave"]({**entry, **overrides}, f"{path} (model {m})", errors)
+                FAMILIES["dave"].schema({**entry, **overrides}, f"{path} (model {m})", errors)
 
 
 def active_profile(params: dict[str, Any], profile: str | None = None) -> dict[str, Any]:
@@ -321,12 +335,6 @@ def active_profile(params: dict[str, Any], profile: str | None = None) -> dict[s
     if name not in params["profiles"]:
         raise ConfigError([f"profile: unknown profile {name!r}"])
     return params["profiles"][name]
-
-
-def grid(params: dict[str, Any], profile: str | None = None) -> list[tuple[str, str, int]]:
-    """Every (dataset, model, seed) job of the selected profile, in a stable order."""
-    prof = active_profile(params, profile)
-    return [(d, m, s) for d in params["datasets"] for m in prof["models"] for s in prof["seeds"]]
 
 
 def dataset_config(params: dict[str, Any], dataset: str) -> dict[str, Any]:
@@ -378,7 +386,7 @@ def job_config(
                     [f"hparams.{dataset}: missing (model {model} takes {key} from it)"]
                 )
             model_params[key] = hp[key]
-    FAMILIES[model_params["family"]](model_params, f"models.{model}", errors)
+    FAMILIES[model_params["family"]].schema(model_params, f"models.{model}", errors)
     if errors:
         raise ConfigError(errors)
     return {
@@ -402,11 +410,10 @@ __all__ = [
     "BASELINES",
     "DATASETS",
     "DAVE_MODELS",
-    "METRICS",
+    "METRIC_NAMES",
     "MODEL_NAMES",
     "active_profile",
     "dataset_config",
-    "grid",
     "job_config",
     "load_params",
     "runtime_config",

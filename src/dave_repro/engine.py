@@ -1,8 +1,8 @@
-"""What the Snakefile needs from the package: the validated parameters, the job grid, and a key
-per job that changes exactly when the job's result would (parameters it uses + its code).
+"""What the Snakefile needs from the package: the validated parameters and a key per job that
+changes exactly when the job's result would (parameters it uses + its code).
 
-Nothing here runs a stage; rules only call the ``dave`` CLI. The keys are deterministic (no
-times, no random values), so Snakemake's params trigger re-runs a job only when it must.
+Nothing here runs a stage; rules only call the ``dave`` CLI. Which jobs exist and their target
+files are :mod:`.plan`'s; where they live, :mod:`.layout`'s.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import config
+from . import config, layout, plan
 from .errors import ConfigError
-from .hashing import sha256_bytes
-from .provenance import canonical, stage_code_hash
+from .provenance import job_key as _key
+from .provenance import run_key
 
 OVERRIDABLE = {"profile", "datasets"}  # what `snakemake --config` may change
 
@@ -37,11 +37,6 @@ def load(snakemake_config: dict[str, Any], path: str = config.DEFAULT_PARAMS) ->
     return merged
 
 
-def _key(stage: str, payload: Any, family: str | None = None) -> str:
-    code = stage_code_hash(stage, family)
-    return sha256_bytes(canonical({"stage": stage, "payload": payload, "code": code}).encode())[:16]
-
-
 def data_key(params: dict[str, Any], stage: str, dataset: str) -> str:
     return _key(stage, config.dataset_config(params, dataset))
 
@@ -50,12 +45,23 @@ def job_key(params: dict[str, Any], stage: str, dataset: str, model: str, seed: 
     return run_key(stage, config.job_config(params, dataset, model, int(seed), params["profile"]))
 
 
-KEYS = ".dave/keys"
+def study_key(params: dict[str, Any], stage: str, dataset: str, model: str, seed: int | str) -> str:
+    job = config.job_config(params, dataset, model, int(seed), params["profile"])
+    settings = {"noise": plan.noise_settings, "tsne": plan.tsne_settings}[stage](params)
+    return _key(stage, {"job": job, stage: settings}, job["family"])
 
 
-def run_key(stage: str, job: dict[str, Any]) -> str:
-    """The key of a run's stage from its job (what ``job_key`` and ``sweep_key`` compute)."""
-    return _key(stage, job, job["family"])
+def sweep_key(
+    params: dict[str, Any], dataset: str, point: str, seed: int | str, model: str | None = None
+) -> str:
+    return run_key("train", plan.sweep_job(params, dataset, point, int(seed), model))
+
+
+def point_key(
+    params: dict[str, Any], stage: str, dataset: str, point: str, seed: int | str, model: str
+) -> str:
+    """The key of a readings point's train or evaluate stage."""
+    return run_key(stage, plan.sweep_job(params, dataset, point, int(seed), model))
 
 
 def key_file(stage: str, key: str, *parts: str, manifest: str | None = None) -> str:
@@ -67,7 +73,7 @@ def key_file(stage: str, key: str, *parts: str, manifest: str | None = None) -> 
     outputs DVC made). An unchanged key is an old file and triggers nothing. The job itself
     still checks its inputs by content before doing any work.
     """
-    path = Path(KEYS, stage, *parts, f"{key}.key")
+    path = Path(layout.KEYS, stage, *parts, f"{key}.key")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
@@ -86,80 +92,3 @@ def _recorded_key(manifest: Path) -> str | None:
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     return rec.get("key", "")
-
-
-def run_targets(params: dict[str, Any], filename: str, dataset: str | None = None) -> list[str]:
-    return [
-        f"results/runs/{d}/{m}/seed-{s}/{filename}"
-        for d, m, s in config.grid(params)
-        if dataset is None or d == dataset
-    ]
-
-
-# The studies of Section 4.2 (see studies.py): their jobs, keys and targets.
-
-
-def study_key(params: dict[str, Any], stage: str, dataset: str, model: str, seed: int | str) -> str:
-    from . import studies
-
-    job = config.job_config(params, dataset, model, int(seed), params["profile"])
-    settings = {"noise": studies.noise_settings, "tsne": studies.tsne_settings}[stage](params)
-    return _key(stage, {"job": job, stage: settings}, job["family"])
-
-
-def sweep_key(
-    params: dict[str, Any], dataset: str, point: str, seed: int | str, model: str | None = None
-) -> str:
-    from . import studies
-
-    return run_key("train", studies.sweep_job(params, dataset, point, int(seed), model))
-
-
-def point_key(
-    params: dict[str, Any], stage: str, dataset: str, point: str, seed: int | str, model: str
-) -> str:
-    """The key of a readings point's train or evaluate stage."""
-    from . import studies
-
-    return run_key(stage, studies.sweep_job(params, dataset, point, int(seed), model))
-
-
-def readings_targets(params: dict[str, Any], dataset: str) -> list[str]:
-    """train.json (validation, the selection) and metrics.json (test, the report) of every
-    readings point (main-grid runs where a point is one of them)."""
-    from . import studies
-
-    return sorted(
-        {
-            (p.rd / name).as_posix()
-            for p in studies.readings_points(params, dataset)
-            for name in ("train.json", "metrics.json")
-        }
-    )
-
-
-def noise_targets(params: dict[str, Any], dataset: str) -> list[str]:
-    from . import studies
-
-    return [
-        studies.noise_path(d, m, s).as_posix()
-        for d, m, s in studies.noise_jobs(params)
-        if d == dataset
-    ]
-
-
-def tsne_targets(params: dict[str, Any], dataset: str) -> list[str]:
-    from . import studies
-
-    return [
-        studies.tsne_path(d, m, s).as_posix()
-        for d, m, s in studies.tsne_jobs(params)
-        if d == dataset
-    ]
-
-
-def sweep_targets(params: dict[str, Any], dataset: str) -> list[str]:
-    """train.json of every sweep point (main-grid runs where a point is one of them)."""
-    from . import studies
-
-    return sorted({(p.rd / "train.json").as_posix() for p in studies.sweep_points(params, dataset)})

@@ -22,7 +22,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 SIDES = {"user": 0, "item": 1}
-NOISE_METRICS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")  # the panels of Figure 2
 
 
 def flips(n_ones: int, level: float) -> int:

@@ -25,81 +25,59 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, atomic
+from .codehash import closure_hash
 from .hashing import sha256_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
 MANIFEST_VERSION = 1
 
-# The source each stage runs, relative to the package: a change here re-runs the stage. Model
-# stages add the modules of the model's own family (models/<family>.py, and for baselines the
-# helpers they share), so adding or editing one model never invalidates the runs of another.
-STAGE_CODE: dict[str, tuple[str, ...]] = {
-    "download": ("data/fetch.py", "data/registry.py", "hashing.py", "atomic.py"),
-    "preprocess": ("data/preprocess.py", "data/readers.py", "data/registry.py", "atomic.py"),
-    "split": ("data/split.py", "data/preprocess.py", "atomic.py"),
-    "train": (
-        "models/base.py",
-        "models/nets.py",
-        "training",
-        "data/dataset.py",
-        "evaluation/ranking.py",
-        "evaluation/metrics.py",
-    ),
-    "evaluate": (
-        "models/base.py",
-        "models/nets.py",
-        "evaluation",
-        "data/dataset.py",
-        "training/checkpoint.py",
-    ),
-    "report": ("reports",),
-    # the studies of Section 4.2 read trained runs (they never change them)
-    "noise": (
-        "noise.py",
-        "models/base.py",
-        "models/nets.py",
-        "evaluation",
-        "data/dataset.py",
-        "training/checkpoint.py",
-    ),
-    "tsne": (
-        "tsne.py",
-        "models/base.py",
-        "models/nets.py",
-        "evaluation/evaluate.py",
-        "data/dataset.py",
-        "training/checkpoint.py",
-    ),
+# The root modules of each stage, relative to the package: its code hash covers their import
+# closure (codehash.py), and for a model stage the closure of the family's own module too, so
+# editing one model never re-keys the runs of another. dvc.yaml's deps are tested against it.
+STAGE_ROOTS: dict[str, tuple[str, ...]] = {
+    "download": ("stages/data.py",),
+    "preprocess": ("stages/data.py",),
+    "split": ("stages/data.py",),
+    "train": ("stages/train.py",),
+    "evaluate": ("stages/evaluate.py",),
+    "noise": ("stages/studies.py",),
+    "tsne": ("stages/studies.py",),
+    "report": ("stages/reports.py",),
 }
 
 
-OWN_FAMILIES = ("dave", "itempop")  # everything else is a baseline
-BASELINE_SHARED = "models/baseline_utils.py"
+def _read_package(rel: str) -> bytes | None:
+    path = PACKAGE_DIR / rel
+    return path.read_bytes() if path.is_file() else None
 
 
-def family_modules(family: str) -> tuple[str, ...]:
-    own = f"models/{family.replace('-', '_')}.py"
-    if family in OWN_FAMILIES or not (PACKAGE_DIR / BASELINE_SHARED).is_file():
-        return (own,)
-    return (own, BASELINE_SHARED)
+def family_module(family: str) -> str:
+    """The package-relative path of a family's module, as its declaration names it."""
+    from .models.specs import FAMILIES
+
+    return f"models/{FAMILIES[family].module}.py"
+
+
+def stage_roots(stage: str, family: str | None = None) -> tuple[str, ...]:
+    roots = STAGE_ROOTS[stage]
+    return roots if family is None else (*roots, family_module(family))
 
 
 @cache
-def code_hash(parts: tuple[str, ...]) -> str:
-    files: list[Path] = []
-    for part in parts:
-        p = PACKAGE_DIR / part
-        files.extend(sorted(p.rglob("*.py")) if p.is_dir() else [p] if p.is_file() else [])
-    return hash_sources({f.relative_to(PACKAGE_DIR).as_posix(): f.read_bytes() for f in set(files)})
+def stage_code(stage: str, family: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """The stage's code hash and the modules it covers."""
+    digest, modules = closure_hash(stage_roots(stage, family), _read_package)
+    return digest, tuple(modules)
+
+
+def stage_code_hash(stage: str, family: str | None = None) -> str:
+    return stage_code(stage, family)[0]
 
 
 def hash_sources(sources: dict[str, bytes]) -> str:
-    """sha256 over (package-relative path, content) pairs in path order.
-
-    Shared with ``dave audit``, which hashes a commit's source tree without checking it out, so
-    the order is by path components (as :class:`pathlib.Path` sorts), not by string.
-    """
+    """sha256 over (package-relative path, content) pairs in path order (the code hash of
+    manifests written before the import-closure hash; ``dave audit`` still checks those)."""
     h = hashlib.sha256()
     for rel in sorted(sources, key=lambda r: tuple(r.split("/"))):
         h.update(rel.encode() + b"\0")
@@ -108,11 +86,19 @@ def hash_sources(sources: dict[str, bytes]) -> str:
     return h.hexdigest()
 
 
-def stage_code_hash(stage: str, family: str | None = None) -> str:
-    parts = STAGE_CODE[stage]
-    if family is not None:
-        parts = (*parts, *family_modules(family))
-    return code_hash(parts)
+def job_key(stage: str, payload: Any, family: str | None = None) -> str:
+    """A job's key: changes exactly when its result would (the parameters it uses, its code).
+
+    The engine names a key file by it (a Snakemake input); the stages record it in manifests.
+    Deterministic: no times, no random values.
+    """
+    code = stage_code_hash(stage, family)
+    return sha256_bytes(canonical({"stage": stage, "payload": payload, "code": code}).encode())[:16]
+
+
+def run_key(stage: str, job: dict[str, Any]) -> str:
+    """The key of a run's train or evaluate stage from its resolved job configuration."""
+    return job_key(stage, job, job["family"])
 
 
 def canonical(obj: Any) -> str:
@@ -220,6 +206,7 @@ class StageRun:
         # None: the outputs are only known after the run (e.g. the files of a download form).
         self.outputs = None if outputs is None else [Path(p) for p in outputs]
         self.params = params
+        self.family = family
         self.code = code if code is not None else stage_code_hash(stage, family)
         self.input_hashes = _hashes(
             stage, self.inputs, "missing input file(s): {} (run the upstream stage first)"
@@ -277,6 +264,9 @@ class StageRun:
             ),
             "params": self.params,
             "code_sha256": self.code,
+            # what the code hash covers (the import closure), and the family's own module
+            "code_modules": list(stage_code(self.stage, self.family)[1]),
+            **({"family_module": family_module(self.family)} if self.family else {}),
             "git": git_state(),
             "environment": environment(device),
             "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -1,7 +1,7 @@
 # Data stages: download → preprocess → split, per dataset (see src/dave_repro/data).
 
 wildcard_constraints:
-    dataset="|".join(["ml-100k", "ml-1m", "yelp", "digital-music", "pinterest"]),
+    dataset="|".join(config_module.DATASETS),  # the datasets the package declares
 
 
 def data_key(stage):

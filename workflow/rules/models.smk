@@ -67,13 +67,13 @@ rule evaluate:
 rule dataset_metrics:
     """All runs of one dataset in one small file (what `dvc metrics diff` compares)."""
     input:
-        lambda w: engine.run_targets(P, "metrics.json", w.dataset),
+        lambda w: plan.run_targets(P, "metrics.json", w.dataset),
     output:
         "results/metrics/{dataset}.json",
         "results/metrics/{dataset}.manifest.json",
     params:
         profile=PROFILE,
-        runs=lambda w: len(engine.run_targets(P, "metrics.json", w.dataset)),
+        runs=lambda w: len(plan.run_targets(P, "metrics.json", w.dataset)),
     resources:
         mem_mb=2000,
         runtime=10,

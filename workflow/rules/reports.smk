@@ -5,7 +5,7 @@ rule tables:
     input:
         expand("data/processed/{dataset}/stats.json", dataset=DATASETS),
         expand("results/metrics/{dataset}.json", dataset=DATASETS),
-        engine.run_targets(P, "ranks.parquet"),  # per-user paired tests in Tables 4-8
+        plan.run_targets(P, "ranks.parquet"),  # per-user paired tests in Tables 4-8
     output:
         directory("results/tables"),
     params:

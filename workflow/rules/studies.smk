@@ -122,7 +122,7 @@ rule point_evaluate:
 
 rule readings_summary:
     input:
-        lambda w: engine.readings_targets(P, w.dataset),
+        lambda w: plan.readings_targets(P, w.dataset),
     output:
         "results/readings/{dataset}.csv",
         "results/readings/{dataset}.json",
@@ -136,7 +136,7 @@ rule readings_summary:
 
 rule noise_summary:
     input:
-        lambda w: engine.noise_targets(P, w.dataset),
+        lambda w: plan.noise_targets(P, w.dataset),
     output:
         "results/noise/{dataset}.csv",
         "results/noise/{dataset}.json",
@@ -150,7 +150,7 @@ rule noise_summary:
 
 rule tsne_summary:
     input:
-        lambda w: engine.tsne_targets(P, w.dataset),
+        lambda w: plan.tsne_targets(P, w.dataset),
     output:
         "results/tsne/{dataset}.csv",
         "results/tsne/{dataset}.json",
@@ -164,7 +164,7 @@ rule tsne_summary:
 
 rule sweep_summary:
     input:
-        lambda w: engine.sweep_targets(P, w.dataset),
+        lambda w: plan.sweep_targets(P, w.dataset),
     output:
         "results/sweeps/{dataset}.csv",
         "results/sweeps/{dataset}.json",

@@ -88,11 +88,12 @@ def command(run: Run, device: str) -> list[str]:
         cmd += ["--profile", str(p["profile"]), "--device", device]
         threads = (m.get("environment") or {}).get("torch_threads")
         return [*cmd, "--threads", str(threads)] if threads else cmd
-    if p.get("report") == "metrics":
-        return ["report", "metrics", str(p["dataset"]), "--profile", str(p["profile"])]
+    kind = p.get("report")
+    if kind in ("metrics", "noise", "tsne", "sweeps", "readings"):
+        return ["report", kind, str(p["dataset"]), "--profile", str(p["profile"])]
     return [
         "report",
-        "tables",
+        "write" if kind == "report" else str(kind or "tables"),
         "--profile",
         str(p["profile"]),
         "--datasets",

@@ -14,6 +14,7 @@ import configparser
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -26,6 +27,18 @@ import yaml
 from ..errors import DaveError
 
 _CHUNK = 1 << 20
+
+
+class Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: DVC writes dvc.lock with a YAML 1.2 writer,
+    which prints 3e-05 (no dot), a string to YAML 1.1's resolver but the float DVC read."""
+
+
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 class AuditInputError(DaveError):
@@ -191,7 +204,7 @@ class Snapshot:
                 "committed there (run `dvc repro`, then commit dvc.lock)"
             )
         try:
-            self.lock = yaml.safe_load(self.commit.read("dvc.lock")) or {}
+            self.lock = yaml.load(self.commit.read("dvc.lock"), Loader=Yaml12Loader) or {}
         except yaml.YAMLError as exc:
             raise AuditInputError(f"dvc.lock of {self.sha[:12]} is not valid YAML: {exc}") from None
         self.stages: dict[str, dict[str, Any]] = self.lock.get("stages", {}) or {}

@@ -19,8 +19,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..codehash import closure_hash
+from ..errors import DaveError
 from ..hashing import sha256_bytes
-from ..provenance import BASELINE_SHARED, OWN_FAMILIES, STAGE_CODE, canonical, hash_sources
+from ..provenance import canonical, hash_sources
 from .snapshot import Artifact, Snapshot, digests, dir_md5
 
 PACKAGE = "src/dave_repro"
@@ -205,20 +207,44 @@ def load_runs(snap: Snapshot, found: Findings) -> list[Run]:
     return runs
 
 
-def commit_code_hash(snap: Snapshot, stage: str, family: str | None) -> str | None:
+# How commits made before the import-closure hash (codehash.py) listed each stage's source.
+LEGACY_OWN_FAMILIES = ("dave", "itempop")
+LEGACY_BASELINE_SHARED = "models/baseline_utils.py"
+
+
+def commit_code_hash(
+    snap: Snapshot, stage: str, family: str | None, family_module: str | None = None
+) -> str | None:
     """The code hash a stage would record if run from the commit's source (None: no source)."""
     files = {p[len(PACKAGE) + 1 :]: p for p in snap.commit.files_under(PACKAGE)}
     if not files:
         return None
-    stage_code, own, shared = STAGE_CODE, OWN_FAMILIES, BASELINE_SHARED
-    if "provenance.py" in files:  # the commit's own list of what each stage hashes
-        consts = _literals(
+    consts = (
+        _literals(
             snap.commit.read(files["provenance.py"]),
-            ("STAGE_CODE", "OWN_FAMILIES", "BASELINE_SHARED"),
+            ("STAGE_ROOTS", "STAGE_CODE", "OWN_FAMILIES", "BASELINE_SHARED"),
         )
-        stage_code = consts.get("STAGE_CODE", stage_code)
-        own, shared = consts.get("OWN_FAMILIES", own), consts.get("BASELINE_SHARED", shared)
-    if stage not in stage_code:
+        if "provenance.py" in files
+        else {}
+    )
+    if "STAGE_ROOTS" in consts:  # the commit hashes each stage's import closure
+        roots = consts["STAGE_ROOTS"].get(stage)
+        if roots is None:
+            return None
+        if family is not None:
+            roots = (*roots, family_module or f"models/{family.replace('-', '_')}.py")
+
+        def read(rel: str) -> bytes | None:
+            return snap.commit.read(files[rel]) if rel in files else None
+
+        try:
+            return closure_hash(roots, read)[0]
+        except DaveError:
+            return None
+    stage_code = consts.get("STAGE_CODE")
+    own = consts.get("OWN_FAMILIES", LEGACY_OWN_FAMILIES)
+    shared = consts.get("BASELINE_SHARED", LEGACY_BASELINE_SHARED)
+    if stage_code is None or stage not in stage_code:
         return None
     parts = list(stage_code[stage])
     if family is not None:
@@ -303,7 +329,7 @@ def verify_runs(snap: Snapshot, runs: list[Run], found: Findings) -> None:
         )
         key = (run.stage, family)
         if key not in code_cache:
-            code_cache[key] = commit_code_hash(snap, run.stage, family)
+            code_cache[key] = commit_code_hash(snap, run.stage, family, m.get("family_module"))
         expected = code_cache[key]
         if expected is None:
             found.notes.append(

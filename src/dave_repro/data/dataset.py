@@ -12,8 +12,13 @@ import scipy.sparse as sp
 
 from ..errors import DataFormatError
 
-SPLIT_FILES = ("train_csr.npz", "valid.parquet", "test.parquet", "negatives_valid.parquet",
-               "negatives_test.parquet")
+SPLIT_FILES = (
+    "train_csr.npz",
+    "valid.parquet",
+    "test.parquet",
+    "negatives_valid.parquet",
+    "negatives_test.parquet",
+)
 
 
 def read_parquet_checked(path: Path, columns: dict[str, str]) -> pd.DataFrame:
@@ -59,10 +64,6 @@ class Split:
         """Items × users: the item interaction vectors (columns of R) as CSR rows."""
         return self.train.T.tocsr()
 
-    @cached_property
-    def item_popularity(self) -> np.ndarray:
-        return np.asarray(self.train.sum(axis=0)).ravel()
-
     def heldout(self, part: str) -> tuple[np.ndarray, np.ndarray]:
         if part == "valid":
             return self.valid_item, self.valid_negatives
@@ -96,9 +97,13 @@ def load_split(directory: str | Path) -> Split:
     try:
         train = sp.load_npz(d / "train_csr.npz").tocsr()
     except FileNotFoundError:
-        raise DataFormatError(d / "train_csr.npz", "file not found (run the split stage first)") from None
+        raise DataFormatError(
+            d / "train_csr.npz", "file not found (run the split stage first)"
+        ) from None
     except Exception as exc:
-        raise DataFormatError(d / "train_csr.npz", f"not a readable sparse matrix ({exc})") from None
+        raise DataFormatError(
+            d / "train_csr.npz", f"not a readable sparse matrix ({exc})"
+        ) from None
     train = train.astype(np.float32)
     n_users, n_items = train.shape
     cols = {"user": "int", "item": "int", "timestamp": "any"}
@@ -114,8 +119,12 @@ def load_split(directory: str | Path) -> Split:
         valid_negatives=_negatives(nv, n_users, d / "negatives_valid.parquet"),
         test_negatives=_negatives(nt, n_users, d / "negatives_test.parquet"),
     )
-    for name, arr in (("valid", split.valid_item), ("test", split.test_item),
-                      ("negatives_valid", split.valid_negatives), ("negatives_test", split.test_negatives)):
+    for name, arr in (
+        ("valid", split.valid_item),
+        ("test", split.test_item),
+        ("negatives_valid", split.valid_negatives),
+        ("negatives_test", split.test_negatives),
+    ):
         if arr.size and (arr.min() < 0 or arr.max() >= n_items):
             raise DataFormatError(d / f"{name}.parquet", f"item ids outside 0..{n_items - 1}")
     return split

@@ -18,55 +18,36 @@ import numpy as np
 import pandas as pd
 
 from .. import atomic
-from ..errors import DataFormatError, DaveError
-from . import readers
+from ..errors import DaveError
+from ..layout import PREPROCESS_OUTPUTS
+from . import readers, registry
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = ("interactions.parquet", "user_map.parquet", "item_map.parquet", "stats.json")
+OUTPUTS = PREPROCESS_OUTPUTS  # layout.py says where every artifact lives
 
 
 def load_source(dataset: str, raw_dir: Path, form: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Source rows as (user, item, timestamp) with source ids; timestamp may be null."""
-    r = raw_dir
+    """Source rows as (user, item, timestamp) with source ids; timestamp may be null.
+
+    The form's reader is named by the dataset's declaration (``data/registry.py``)."""
     info: dict[str, Any] = {"form": form}
-    if dataset == "ml-100k":
-        df = readers.read_movielens_100k(r / "u.data")
-    elif dataset == "ml-1m" and form in ("grouplens-archive", "grouplens-files"):
-        df = readers.read_movielens_1m(r / "ratings.dat")
-    elif dataset == "ml-1m" and form == "pairs-plus-latest":
-        pairs = pd.concat([readers.read_adjacency(r / "pairs_train.txt"),
-                           readers.read_adjacency(r / "pairs_test.txt")], ignore_index=True)
-        pairs = pairs + 1  # the LightGCN files hold UserID-1 and MovieID-1
-        latest = readers.read_latest_items(r / "latest.tsv")
-        merged = pairs.merge(latest, on=["user", "item"], how="left")
-        unmatched = latest.merge(pairs, on=["user", "item"], how="left", indicator=True)
-        unmatched = unmatched[unmatched["_merge"] == "left_only"]
-        # A candidate of an ambiguous row that the user never rated is simply not a candidate.
-        resolved_users = set(latest["user"]) - set(merged.loc[merged["timestamp"].notna(), "user"])
-        if resolved_users:
-            raise DataFormatError(r / "latest.tsv",
-                                  f"latest item of user(s) {sorted(resolved_users)[:5]} is not among their pairs")
-        info["latest_rows_not_in_pairs"] = int(len(unmatched))
-        df = merged
-    elif dataset == "yelp" and form == "eals":
-        df = readers.read_rating_tsv(r / "yelp.rating")
-    elif dataset == "yelp" and form == "apr-split":
-        df = pd.concat([readers.read_rating_tsv(r / "yelp.train.rating"),
-                        readers.read_rating_tsv(r / "yelp.test.rating")], ignore_index=True)
-    elif dataset == "digital-music":
-        df = readers.read_amazon_ratings(r / "Digital_Music.csv")
-    elif dataset == "pinterest":
-        df = pd.concat([readers.read_rating_tsv(r / "pinterest-20.train.rating"),
-                        readers.read_rating_tsv(r / "pinterest-20.test.rating")], ignore_index=True)
-        df["timestamp"] = pd.NA  # Pinterest has no timestamps (its files hold 0)
-    else:
-        raise DaveError(f"{dataset}: no reader for source form {form!r}")
-    out = pd.DataFrame({
-        "user": df["user"].to_numpy(),
-        "item": df["item"].to_numpy(),
-        "timestamp": pd.array(df["timestamp"], dtype="Int64") if "timestamp" in df else pd.NA,
-    })
+    try:
+        reader = registry.spec(dataset).form(form).reader
+    except KeyError:
+        raise DaveError(f"{dataset}: no source form {form!r} in the data registry") from None
+    read = getattr(readers, f"read_form_{reader}", None)
+    if read is None:
+        raise DaveError(f"{dataset}: no reader read_form_{reader} for source form {form!r}")
+    df, extra = read(raw_dir)
+    info.update(extra)
+    out = pd.DataFrame(
+        {
+            "user": df["user"].to_numpy(),
+            "item": df["item"].to_numpy(),
+            "timestamp": pd.array(df["timestamp"], dtype="Int64") if "timestamp" in df else pd.NA,
+        }
+    )
     info["source_rows"] = int(len(out))
     return out, info
 
@@ -79,14 +60,18 @@ def apply_filters(df: pd.DataFrame, cfg: dict[str, Any]) -> tuple[pd.DataFrame, 
         # A repeated (user, item) counts once, at its latest time: an interaction can then
         # never appear in both training and test (DAVE §4.1.1).
         n = len(df)
-        df = (df.assign(_t=df["timestamp"].fillna(-1))
-                .sort_values(["user", "item", "_t"], kind="stable")
-                .drop_duplicates(["user", "item"], keep="last")
-                .drop(columns="_t"))
+        df = (
+            df.assign(_t=df["timestamp"].fillna(-1))
+            .sort_values(["user", "item", "_t"], kind="stable")
+            .drop_duplicates(["user", "item"], keep="last")
+            .drop(columns="_t")
+        )
         report["repeated_pairs_removed"] = int(n - len(df))
     elif df.duplicated(["user", "item"]).any():
-        raise DaveError("repeated (user, item) pairs present but dedup_pairs is false; "
-                        "the split needs unique pairs")
+        raise DaveError(
+            "repeated (user, item) pairs present but dedup_pairs is false; "
+            "the split needs unique pairs"
+        )
     if cfg["min_user_interactions"] > 0:
         counts = df.groupby("user")["item"].transform("size")
         before = df["user"].nunique()
@@ -109,10 +94,12 @@ def apply_filters(df: pd.DataFrame, cfg: dict[str, Any]) -> tuple[pd.DataFrame, 
     report["users_below_min_for_split"] = int(before - df["user"].nunique())
     report["dropped_users"] = int(users0 - df["user"].nunique())
     if df.empty:
-        raise DaveError(f"{cfg['dataset']}: the filters leave no users "
-                        f"(dedup_pairs={cfg['dedup_pairs']}, min_user_interactions="
-                        f"{cfg['min_user_interactions']}, k_core={cfg['k_core']}, "
-                        f"min_interactions={cfg['min_interactions']})")
+        raise DaveError(
+            f"{cfg['dataset']}: the filters leave no users "
+            f"(dedup_pairs={cfg['dedup_pairs']}, min_user_interactions="
+            f"{cfg['min_user_interactions']}, k_core={cfg['k_core']}, "
+            f"min_interactions={cfg['min_interactions']})"
+        )
     return df, report
 
 
@@ -122,11 +109,20 @@ def reindex(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
     items = np.sort(df["item"].unique())
     uidx = np.searchsorted(users, df["user"].to_numpy()).astype(np.int32)
     iidx = np.searchsorted(items, df["item"].to_numpy()).astype(np.int32)
-    out = pd.DataFrame({"user": uidx, "item": iidx,
-                        "timestamp": pd.array(df["timestamp"].to_numpy(), dtype="Int64")})
+    out = pd.DataFrame(
+        {
+            "user": uidx,
+            "item": iidx,
+            "timestamp": pd.array(df["timestamp"].to_numpy(), dtype="Int64"),
+        }
+    )
     out = out.sort_values(["user", "item"], kind="stable").reset_index(drop=True)
-    umap = pd.DataFrame({"user": np.arange(len(users), dtype=np.int32), "source_id": users.astype(str)})
-    imap = pd.DataFrame({"item": np.arange(len(items), dtype=np.int32), "source_id": items.astype(str)})
+    umap = pd.DataFrame(
+        {"user": np.arange(len(users), dtype=np.int32), "source_id": users.astype(str)}
+    )
+    imap = pd.DataFrame(
+        {"item": np.arange(len(items), dtype=np.int32), "source_id": items.astype(str)}
+    )
     return out, umap, imap
 
 
@@ -137,24 +133,38 @@ def statistics(df: pd.DataFrame) -> dict[str, Any]:
         "users": users,
         "items": items,
         "sparsity": 1.0 - n / (users * items),
-        "timestamps": "all" if df["timestamp"].notna().all() else
-                      ("none" if df["timestamp"].isna().all() else "partial"),
+        "timestamps": "all"
+        if df["timestamp"].notna().all()
+        else ("none" if df["timestamp"].isna().all() else "partial"),
     }
 
 
-def preprocess(dataset: str, raw_dir: Path, out_dir: Path, cfg: dict[str, Any], form: str) -> dict[str, Any]:
+def preprocess(
+    dataset: str, raw_dir: Path, out_dir: Path, cfg: dict[str, Any], form: str
+) -> dict[str, Any]:
     source, info = load_source(dataset, raw_dir, form)
     kept, report = apply_filters(source, cfg)
     interactions, umap, imap = reindex(kept)
-    stats = {**statistics(interactions), "dropped_users": report["dropped_users"],
-             "filters": report, "source": info, "dataset": dataset}
+    stats = {
+        **statistics(interactions),
+        "dropped_users": report["dropped_users"],
+        "filters": report,
+        "source": info,
+        "dataset": dataset,
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     write_parquet(interactions, out_dir / "interactions.parquet")
     write_parquet(umap, out_dir / "user_map.parquet")
     write_parquet(imap, out_dir / "item_map.parquet")
     atomic.write_json(out_dir / "stats.json", stats)
-    log.info("%s: %d interactions, %d users, %d items (dropped %d users)", dataset,
-             stats["interactions"], stats["users"], stats["items"], stats["dropped_users"])
+    log.info(
+        "%s: %d interactions, %d users, %d items (dropped %d users)",
+        dataset,
+        stats["interactions"],
+        stats["users"],
+        stats["items"],
+        stats["dropped_users"],
+    )
     return stats
 
 

@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,8 +34,12 @@ KINDS = {
     "float": re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"),
     "token": re.compile(r"[^ \t\n\r\f\v]+"),
 }
-WHAT = {"uint": "a nonnegative integer", "int": "an integer", "float": "a number",
-        "token": "a non-empty value"}
+WHAT = {
+    "uint": "a nonnegative integer",
+    "int": "an integer",
+    "float": "a number",
+    "token": "a non-empty value",
+}
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 Columns = Sequence[tuple[str, str]]
 
@@ -78,7 +83,9 @@ def scan_lines(path: Path, text: str, sep: str, columns: Columns, first_line: in
             continue
         fields = line.split(sep)
         if len(fields) != n:
-            raise DataFormatError(path, f"expected {n} fields separated by {sep!r}, found {len(fields)}", i)
+            raise DataFormatError(
+                path, f"expected {n} fields separated by {sep!r}, found {len(fields)}", i
+            )
         for (name, kind), value in zip(columns, fields, strict=True):
             problem = value_problem(kind, value.strip(SPACE))
             if problem is not None:
@@ -111,7 +118,9 @@ def read_delimited(
         if "\t" in text:
             scan_lines(path, text, sep, columns, first_line)
         parse_text, parse_sep = text.replace(sep, "\t"), "\t"
-    df = _parse_fast(parse_text, parse_sep, columns, sum(1 for ln in text.split("\n") if ln.strip()))
+    df = _parse_fast(
+        parse_text, parse_sep, columns, sum(1 for ln in text.split("\n") if ln.strip())
+    )
     if df is None:
         scan_lines(path, text, sep, columns, first_line)  # raises for the first offending line
         df = _parse_scanned(text, sep, columns)
@@ -120,11 +129,19 @@ def read_delimited(
 
 def _convert(kind: str, values: list[str] | pa.ChunkedArray) -> np.ndarray | pd.Series:
     if kind in ("uint", "int"):
-        return np.asarray(pc.cast(values, pa.int64()) if isinstance(values, pa.ChunkedArray)
-                          else [int(v) for v in values], dtype=np.int64)
+        return np.asarray(
+            pc.cast(values, pa.int64())
+            if isinstance(values, pa.ChunkedArray)
+            else [int(v) for v in values],
+            dtype=np.int64,
+        )
     if kind == "float":
-        return np.asarray(pc.cast(values, pa.float64()) if isinstance(values, pa.ChunkedArray)
-                          else [float(v) for v in values], dtype=np.float64)
+        return np.asarray(
+            pc.cast(values, pa.float64())
+            if isinstance(values, pa.ChunkedArray)
+            else [float(v) for v in values],
+            dtype=np.float64,
+        )
     if isinstance(values, pa.ChunkedArray):
         return values.to_pandas().astype("string")
     return pd.Series(values, dtype="string")
@@ -137,14 +154,22 @@ def _parse_fast(text: str, sep: str, columns: Columns, rows: int) -> pd.DataFram
         table = pacsv.read_csv(
             io.BytesIO(text.encode("utf-8")),
             read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
-            parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=False, escape_char=False,
-                                             newlines_in_values=False, ignore_empty_lines=True),
-            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
-                                                 strings_can_be_null=False),
+            parse_options=pacsv.ParseOptions(
+                delimiter=sep,
+                quote_char=False,
+                escape_char=False,
+                newlines_in_values=False,
+                ignore_empty_lines=True,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in names}, strings_can_be_null=False
+            ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
         return None
-    if table.num_rows != rows:  # e.g. a lone "\r", which pyarrow ends a row at and the scan does not
+    if (
+        table.num_rows != rows
+    ):  # e.g. a lone "\r", which pyarrow ends a row at and the scan does not
         return None
     out: dict[str, np.ndarray | pd.Series] = {}
     for c, kind in columns:
@@ -191,8 +216,11 @@ def read_rating_tsv(path: str | Path) -> pd.DataFrame:
 
 def read_amazon_ratings(path: str | Path) -> pd.DataFrame:
     """Amazon 2018 ratings-only CSV: item,user,rating,timestamp."""
-    return read_delimited(path, ",", [("item", "token"), ("user", "token"), ("rating", "float"),
-                                      ("timestamp", "uint")])
+    return read_delimited(
+        path,
+        ",",
+        [("item", "token"), ("user", "token"), ("rating", "float"), ("timestamp", "uint")],
+    )
 
 
 def read_adjacency(path: str | Path) -> pd.DataFrame:
@@ -209,7 +237,9 @@ def read_adjacency(path: str | Path) -> pd.DataFrame:
         for f in fields:
             problem = value_problem("uint", f)
             if problem is not None:
-                what = "ids must be nonnegative integers" if "must be" in problem else f"id {problem}"
+                what = (
+                    "ids must be nonnegative integers" if "must be" in problem else f"id {problem}"
+                )
                 raise DataFormatError(path, f"{what}, found {f!r}", i)
         ids = np.asarray(fields, dtype=np.int64)
         items.append(ids[1:])
@@ -219,8 +249,16 @@ def read_adjacency(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame({"user": np.concatenate(users), "item": np.concatenate(items)})
 
 
-LATEST_HEADER = ["user_idx", "user_id", "ncf_item", "movie_id", "rating", "timestamp", "resolution",
-                 "candidate_movie_ids"]
+LATEST_HEADER = [
+    "user_idx",
+    "user_id",
+    "ncf_item",
+    "movie_id",
+    "rating",
+    "timestamp",
+    "resolution",
+    "candidate_movie_ids",
+]
 
 
 def read_latest_items(path: str | Path) -> pd.DataFrame:
@@ -249,12 +287,16 @@ def read_latest_items(path: str | Path) -> pd.DataFrame:
                 raise DataFormatError(path, f"column {key!r} {problem}, found {rec[key]!r}", i)
         if rec["resolution"] in ("unique", "caser_latest"):
             if value_problem("uint", rec["movie_id"]) is not None:
-                raise DataFormatError(path, f"column 'movie_id' must be a MovieID, found {rec['movie_id']!r}", i)
+                raise DataFormatError(
+                    path, f"column 'movie_id' must be a MovieID, found {rec['movie_id']!r}", i
+                )
             movies = [int(rec["movie_id"])]
         elif rec["resolution"] == "ambiguous":
             cands = [c for c in rec["candidate_movie_ids"].split(";") if c]
             if not cands or any(value_problem("uint", c) is not None for c in cands):
-                raise DataFormatError(path, "an ambiguous row needs ';'-separated candidate MovieIDs", i)
+                raise DataFormatError(
+                    path, "an ambiguous row needs ';'-separated candidate MovieIDs", i
+                )
             movies = [int(c) for c in cands]
         else:
             raise DataFormatError(path, f"unknown resolution {rec['resolution']!r}", i)
@@ -262,3 +304,57 @@ def read_latest_items(path: str | Path) -> pd.DataFrame:
     if not rows:
         raise DataFormatError(path, "no data rows")
     return pd.DataFrame(rows, columns=["user", "item", "timestamp"])
+
+
+# -- one reader per source form (named by the form's ``reader`` in data/registry.py) ----------
+# Each turns the form's downloaded files into rows of (user, item[, timestamp]) with the
+# source's own ids, and says what else the form's reading found.
+
+
+def read_form_movielens_100k(raw: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    return read_movielens_100k(raw / "u.data"), {}
+
+
+def read_form_movielens_1m(raw: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    return read_movielens_1m(raw / "ratings.dat"), {}
+
+
+def read_form_pairs_plus_latest(raw: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """ml-1m's equivalent form: every user-movie pair, plus each user's latest movie."""
+    pairs = pd.concat(
+        [read_adjacency(raw / "pairs_train.txt"), read_adjacency(raw / "pairs_test.txt")],
+        ignore_index=True,
+    )
+    pairs = pairs + 1  # the LightGCN files hold UserID-1 and MovieID-1
+    latest = read_latest_items(raw / "latest.tsv")
+    merged = pairs.merge(latest, on=["user", "item"], how="left")
+    unmatched = latest.merge(pairs, on=["user", "item"], how="left", indicator=True)
+    unmatched = unmatched[unmatched["_merge"] == "left_only"]
+    # A candidate of an ambiguous row that the user never rated is simply not a candidate.
+    resolved_users = set(latest["user"]) - set(merged.loc[merged["timestamp"].notna(), "user"])
+    if resolved_users:
+        raise DataFormatError(
+            raw / "latest.tsv",
+            f"latest item of user(s) {sorted(resolved_users)[:5]} is not among their pairs",
+        )
+    return merged, {"latest_rows_not_in_pairs": int(len(unmatched))}
+
+
+def read_form_yelp_eals(raw: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    return read_rating_tsv(raw / "yelp.rating"), {}
+
+
+def read_form_yelp_apr_split(raw: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    parts = [read_rating_tsv(raw / n) for n in ("yelp.train.rating", "yelp.test.rating")]
+    return pd.concat(parts, ignore_index=True), {}
+
+
+def read_form_amazon_ratings(raw: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    return read_amazon_ratings(raw / "Digital_Music.csv"), {}
+
+
+def read_form_pinterest_ncf(raw: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    names = ("pinterest-20.train.rating", "pinterest-20.test.rating")
+    df = pd.concat([read_rating_tsv(raw / n) for n in names], ignore_index=True)
+    df["timestamp"] = pd.NA  # Pinterest has no timestamps (its files hold 0)
+    return df, {}

@@ -20,12 +20,12 @@ import scipy.sparse as sp
 
 from .. import atomic
 from ..errors import DaveError
+from ..layout import SPLIT_OUTPUTS
 from .preprocess import write_parquet
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = ("train.parquet", "valid.parquet", "test.parquet", "negatives_test.parquet",
-           "negatives_valid.parquet", "train_csr.npz", "split.json")
+OUTPUTS = SPLIT_OUTPUTS  # layout.py says where every artifact lives
 
 # Independent random streams derived from split_seed, one per decision.
 _STREAM_TEST, _STREAM_VALID, _STREAM_NEG_TEST, _STREAM_NEG_VALID = 1, 2, 3, 4
@@ -65,20 +65,20 @@ def holdout(df: pd.DataFrame, mode: str, seed: int) -> tuple[np.ndarray, np.ndar
     return test_rows, valid_rows
 
 
-def sample_negatives(
-    user_items: sp.csr_matrix, num: int, seed: int, stream: int
-) -> np.ndarray:
+def sample_negatives(user_items: sp.csr_matrix, num: int, seed: int, stream: int) -> np.ndarray:
     """``num`` distinct items per user, none of which the user interacted with: shape (N, num)."""
     n_users, n_items = user_items.shape
     rng = _rng(seed, stream)
     out = np.empty((n_users, num), dtype=np.int32)
     indptr, indices = user_items.indptr, user_items.indices
     for u in range(n_users):
-        pos = indices[indptr[u]:indptr[u + 1]]
+        pos = indices[indptr[u] : indptr[u + 1]]
         free = n_items - len(pos)
         if free < num:
-            raise DaveError(f"user {u} interacted with {len(pos)} of {n_items} items: fewer than "
-                            f"{num} items are left to sample as negatives")
+            raise DaveError(
+                f"user {u} interacted with {len(pos)} of {n_items} items: fewer than "
+                f"{num} items are left to sample as negatives"
+            )
         if free < 4 * num:
             complement = np.setdiff1d(np.arange(n_items), pos, assume_unique=True)
             out[u] = rng.choice(complement, size=num, replace=False)
@@ -108,11 +108,17 @@ def to_csr(df: pd.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
 
 def _negatives_frame(neg: np.ndarray) -> pd.DataFrame:
     n_users, num = neg.shape
-    return pd.DataFrame({"user": np.repeat(np.arange(n_users, dtype=np.int32), num),
-                         "item": neg.reshape(-1).astype(np.int32)})
+    return pd.DataFrame(
+        {
+            "user": np.repeat(np.arange(n_users, dtype=np.int32), num),
+            "item": neg.reshape(-1).astype(np.int32),
+        }
+    )
 
 
-def split(interactions: pd.DataFrame, stats: dict[str, Any], out_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+def split(
+    interactions: pd.DataFrame, stats: dict[str, Any], out_dir: Path, cfg: dict[str, Any]
+) -> dict[str, Any]:
     seed, num = cfg["split_seed"], cfg["num_negatives"]
     n_users, n_items = int(stats["users"]), int(stats["items"])
     df = interactions.sort_values(["user", "item"], kind="stable").reset_index(drop=True)
@@ -139,15 +145,26 @@ def split(interactions: pd.DataFrame, stats: dict[str, Any], out_dir: Path, cfg:
     write_parquet(test, out_dir / "test.parquet")
     write_parquet(_negatives_frame(neg_test), out_dir / "negatives_test.parquet")
     write_parquet(_negatives_frame(neg_valid), out_dir / "negatives_valid.parquet")
-    with atomic.atomic_path(out_dir / "train_csr.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            sp.save_npz(fh, train_csr, compressed=False)
+    with atomic.atomic_path(out_dir / "train_csr.npz") as tmp, open(tmp, "wb") as fh:
+        sp.save_npz(fh, train_csr, compressed=False)
     info = {
-        "users": n_users, "items": n_items, "train": int(len(train)), "valid": int(len(valid)),
-        "test": int(len(test)), "num_negatives": num, "holdout": cfg["holdout"], "split_seed": seed,
+        "users": n_users,
+        "items": n_items,
+        "train": int(len(train)),
+        "valid": int(len(valid)),
+        "test": int(len(test)),
+        "num_negatives": num,
+        "holdout": cfg["holdout"],
+        "split_seed": seed,
         "items_without_training_interactions": int((np.diff(train_csr.tocsc().indptr) == 0).sum()),
     }
     atomic.write_json(out_dir / "split.json", info)
-    log.info("%s: train %d, valid %d, test %d; %d fixed negatives per user",
-             cfg["dataset"], info["train"], info["valid"], info["test"], num)
+    log.info(
+        "%s: train %d, valid %d, test %d; %d fixed negatives per user",
+        cfg["dataset"],
+        info["train"],
+        info["valid"],
+        info["test"],
+        num,
+    )
     return info

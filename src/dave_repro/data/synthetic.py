@@ -12,13 +12,16 @@ import numpy as np
 from ..hashing import sha256_file
 
 
-def interactions(n_users: int, n_items: int, mean_per_user: float, min_per_user: int,
-                 seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def interactions(
+    n_users: int, n_items: int, mean_per_user: float, min_per_user: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(user, item, timestamp) with long-tailed user activity and item popularity, no repeats."""
     rng = np.random.default_rng(seed)
     sigma = 1.0
     mu = np.log(max(mean_per_user - min_per_user, 1.0)) - sigma**2 / 2
-    counts = np.minimum(min_per_user + rng.lognormal(mu, sigma, n_users).astype(np.int64), n_items // 2)
+    counts = np.minimum(
+        min_per_user + rng.lognormal(mu, sigma, n_users).astype(np.int64), n_items // 2
+    )
     pop = 1.0 / (rng.permutation(n_items) + 10.0) ** 0.8  # long-tailed item popularity
     cdf = np.cumsum(pop / pop.sum())
     have = np.zeros(n_users, dtype=np.int64)
@@ -47,8 +50,14 @@ def interactions(n_users: int, n_items: int, mean_per_user: float, min_per_user:
     return u, i, ts
 
 
-def write_mirror(root: Path, dataset: str, n_users: int | None = None, n_items: int = 300,
-                 mean_per_user: float = 25.0, seed: int = 0) -> dict[str, str]:
+def write_mirror(
+    root: Path,
+    dataset: str,
+    n_users: int | None = None,
+    n_items: int = 300,
+    mean_per_user: float = 25.0,
+    seed: int = 0,
+) -> dict[str, str]:
     """Write ``dataset`` in its canonical plain form under ``root/<dataset>/``.
 
     Returns the ``data.checksums`` entries that make the download stage accept the files.
@@ -69,27 +78,51 @@ def write_mirror(root: Path, dataset: str, n_users: int | None = None, n_items: 
 
     rating = rng.integers(1, 6, u.size)
     if dataset == "ml-100k":
-        put("u.data", "".join(f"{a + 1}\t{b + 1}\t{r}\t{t}\n" for a, b, r, t in zip(u, i, rating, ts, strict=True)))
+        put(
+            "u.data",
+            "".join(
+                f"{a + 1}\t{b + 1}\t{r}\t{t}\n" for a, b, r, t in zip(u, i, rating, ts, strict=True)
+            ),
+        )
     elif dataset == "ml-1m":
-        put("ratings.dat", "".join(f"{a + 1}::{b + 1}::{r}::{t}\n" for a, b, r, t in zip(u, i, rating, ts, strict=True)))
+        put(
+            "ratings.dat",
+            "".join(
+                f"{a + 1}::{b + 1}::{r}::{t}\n" for a, b, r, t in zip(u, i, rating, ts, strict=True)
+            ),
+        )
     elif dataset == "yelp":
         # repeated ratings of the same pair, as in the eALS file
         rep = rng.random(u.size) < 0.05
         uu, ii = np.concatenate([u, u[rep]]), np.concatenate([i, i[rep]])
         tt = np.concatenate([ts, ts[rep] + 86_400])
         rr = rng.integers(1, 6, uu.size)
-        put("eals/yelp.rating", "".join(f"{a}\t{b}\t{float(r)}\t{t}\n" for a, b, r, t in zip(uu, ii, rr, tt, strict=True)))
+        put(
+            "eals/yelp.rating",
+            "".join(
+                f"{a}\t{b}\t{float(r)}\t{t}\n" for a, b, r, t in zip(uu, ii, rr, tt, strict=True)
+            ),
+        )
     elif dataset == "digital-music":
-        put("amazon2018/Digital_Music.csv",
-            "".join(f"B{b:09d},A{a:08X},{float(r)},{t}\n" for a, b, r, t in zip(u, i, rating, ts, strict=True)))
+        put(
+            "amazon2018/Digital_Music.csv",
+            "".join(
+                f"B{b:09d},A{a:08X},{float(r)},{t}\n"
+                for a, b, r, t in zip(u, i, rating, ts, strict=True)
+            ),
+        )
     elif dataset == "pinterest":
         test_rows = np.zeros(u.size, bool)
         first = np.unique(u, return_index=True)[1]
         test_rows[first] = True
-        put("ncf/pinterest-20.train.rating",
-            "".join(f"{a}\t{b}\t1\t0\n" for a, b in zip(u[~test_rows], i[~test_rows], strict=True)))
-        put("ncf/pinterest-20.test.rating",
-            "".join(f"{a}\t{b}\t1\t0\n" for a, b in zip(u[test_rows], i[test_rows], strict=True)))
+        put(
+            "ncf/pinterest-20.train.rating",
+            "".join(f"{a}\t{b}\t1\t0\n" for a, b in zip(u[~test_rows], i[~test_rows], strict=True)),
+        )
+        put(
+            "ncf/pinterest-20.test.rating",
+            "".join(f"{a}\t{b}\t1\t0\n" for a, b in zip(u[test_rows], i[test_rows], strict=True)),
+        )
     else:
         raise ValueError(dataset)
     return {f"{dataset}/{name}": f"sha256:{sha256_file(p)}" for name, p in written.items()}

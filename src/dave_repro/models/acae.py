@@ -21,9 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .baseline_utils import UserBatch, UserRowModel, fgsm, l2
-
-POSITIONS = ("encoder", "user", "hidden", "decoder")
-HIDDEN_ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
+from .nets import ACTIVATIONS, step
 
 
 class ACAE(UserRowModel):
@@ -39,12 +37,10 @@ class ACAE(UserRowModel):
         self.b2 = nn.Parameter(torch.zeros(n_items))
         for w in (self.w1, self.user_node, self.w2):  # authors' code: truncated normal, sd 0.01
             nn.init.trunc_normal_(w, 0.0, 0.01, -0.02, 0.02)
-        self._opt: torch.optim.Optimizer | None = None
+        self.activation = ACTIVATIONS[params["hidden_activation"]]()
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        if self._opt is None:
-            self._opt = torch.optim.Adam(self.parameters(), lr=self.params["lr"])
-        return {"acae": self._opt}
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"acae": torch.optim.Adam(self.parameters(), lr=self.params["lr"])}
 
     def logits(
         self, rows: torch.Tensor, users: torch.Tensor, delta: dict[str, torch.Tensor] | None = None
@@ -53,7 +49,7 @@ class ACAE(UserRowModel):
         d = delta or {}
         w1 = self.w1 + d["encoder"] if "encoder" in d else self.w1
         v = self.user_node[users] + d["user"] if "user" in d else self.user_node[users]
-        h = HIDDEN_ACTIVATIONS[self.params["hidden_activation"]](rows @ w1 + self.b1 + v)
+        h = self.activation(rows @ w1 + self.b1 + v)
         if "hidden" in d:
             h = h + d["hidden"]
         w2 = self.w2 + d["decoder"] if "decoder" in d else self.w2
@@ -89,23 +85,20 @@ class ACAE(UserRowModel):
             for pos, g in zip(zeros, grads, strict=True)
         }
 
-    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, float]:
-        opt = self.optimizers()["acae"]
+    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         rows = self.rows(batch.users)
         clean = self.loss(rows, batch.users)
-        logs: dict[str, float] = {"loss_clean": float(clean.detach())}
+        logs = {"loss_clean": clean.detach()}
         loss = clean
         if batch.phase != "pretrain":
             delta = self.perturbations(rows, batch.users)
             if delta:
                 adv = self.loss(rows, batch.users, delta)
                 loss = loss + self.params["reg_adv"] * adv
-                logs["loss_adversarial"] = float(adv.detach())
+                logs["loss_adversarial"] = adv.detach()
         loss = loss + self.params["reg"] * l2([self.w1, self.w2, self.user_node])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": float(loss.detach()), **logs}
+        step(self.optimizers()["acae"], loss)
+        return {"loss": loss.detach(), **logs}
 
     @torch.no_grad()
     def score_all(self, users: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ from torch import nn
 
 from .base import Recommender
 from .baseline_utils import TripleBatch, fgsm, triple_batches
+from .nets import step
 
 
 class APR(Recommender):
@@ -36,22 +37,20 @@ class APR(Recommender):
         self.item_emb = nn.Parameter(torch.empty(n_items, d))
         for w in (self.user_emb, self.item_emb):  # authors' code: truncated normal, sd 0.01
             nn.init.trunc_normal_(w, 0.0, 0.01, -0.02, 0.02)
-        self._opts: dict[str, torch.optim.Optimizer] | None = None
         self._adversarial = params["pretrain_passes"] == 0
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        if self._opts is None:
-            p = self.params
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        p = self.params
 
-            def adagrad() -> torch.optim.Optimizer:  # TensorFlow's Adagrad starts its sums at 0.1
-                return torch.optim.Adagrad(
-                    [self.user_emb, self.item_emb], lr=p["lr"], initial_accumulator_value=0.1
-                )
+        def adagrad() -> torch.optim.Optimizer:  # TensorFlow's Adagrad starts its sums at 0.1
+            return torch.optim.Adagrad(
+                [self.user_emb, self.item_emb], lr=p["lr"], initial_accumulator_value=0.1
+            )
 
-            self._opts = {"apr": adagrad()}
-            if p["pretrain_passes"] > 0:
-                self._opts["bpr"] = adagrad()
-        return self._opts
+        opts = {"apr": adagrad()}
+        if p["pretrain_passes"] > 0:
+            opts["bpr"] = adagrad()
+        return opts
 
     def on_epoch_start(self, epoch: int) -> None:
         self._adversarial = self.params["pretrain_passes"] == 0 or epoch >= 1
@@ -95,7 +94,7 @@ class APR(Recommender):
             "delta_item": fgsm(g_q, eps, per_row=True),
         }
 
-    def train_step(self, batch: TripleBatch, generator: torch.Generator) -> dict[str, float]:
+    def train_step(self, batch: TripleBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         opts, prm = self.optimizers(), self.params
         n = batch.users.numel()
         if self._adversarial:
@@ -108,10 +107,7 @@ class APR(Recommender):
             )
             loss = loss_clean + prm["reg_adv"] * loss_adv
             opt = opts["apr"]
-            logs = {
-                "loss_bpr": float(loss_clean.detach()) / n,
-                "loss_adversarial": float(loss_adv.detach()) / n,
-            }
+            logs = {"loss_bpr": loss_clean.detach() / n, "loss_adversarial": loss_adv.detach() / n}
         else:
             items, i_inv = torch.unique(torch.cat([batch.pos, batch.neg]), return_inverse=True)
             loss = self.bpr_loss(
@@ -123,10 +119,8 @@ class APR(Recommender):
                 self.user_emb[batch.users].pow(2).sum()
                 + self.item_emb[torch.cat([batch.pos, batch.neg])].pow(2).sum()
             )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": float(loss.detach()) / n, **logs}
+        step(opt, loss)
+        return {"loss": loss.detach() / n, **logs}  # per triple
 
     # -- scoring -----------------------------------------------------------------------------
     @torch.no_grad()

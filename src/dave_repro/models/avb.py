@@ -15,9 +15,11 @@ the user's training row at ε = 0 (a deterministic code; a user-based model).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch import nn
 
 from .baseline_utils import (
     BernoulliDecoder,
@@ -29,6 +31,7 @@ from .baseline_utils import (
     critic_loss,
     frozen,
 )
+from .nets import step
 
 
 class AVB(UserRowModel):
@@ -41,43 +44,36 @@ class AVB(UserRowModel):
         self.encoder = ImplicitEncoder(n_items, p["encoder_hidden"], p["noise_dim"], d)
         self.decoder = BernoulliDecoder(d, p["decoder_hidden"], n_items)
         self.critic = PairCritic(n_items, d, p["critic_hidden"])
-        self._opts: dict[str, torch.optim.Optimizer] | None = None
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        if self._opts is None:
-            p = self.params
-            betas = (p["beta1"], 0.999)
-            vae = [*self.encoder.parameters(), *self.decoder.parameters()]
-            self._opts = {
-                "vae": torch.optim.Adam(vae, lr=p["lr"], betas=betas),
-                "critic": torch.optim.Adam(
-                    self.critic.parameters(), lr=p["critic_lr"], betas=betas
-                ),
-            }
-        return self._opts
+    def _adam(self, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        """Adam with β₁ from the params (0.5 in the authors' code)."""
+        return torch.optim.Adam(params, lr=lr, betas=(self.params["beta1"], 0.999))
 
-    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, float]:
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        p = self.params
+        return {
+            "vae": self._adam([*self.encoder.parameters(), *self.decoder.parameters()], p["lr"]),
+            "critic": self._adam(self.critic.parameters(), p["critic_lr"]),
+        }
+
+    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         opts = self.optimizers()
         sparse = self.user_rows.rows(batch.users)  # type: ignore[union-attr]
         n, dev = batch.users.numel(), batch.users.device
         z = self.encoder(sparse, self.encoder.noise(n, generator, dev))
         z_prior = torch.randn(z.shape, generator=generator, device=dev)
         t_loss = critic_loss(self.critic, sparse, z, z_prior)  # AVB Eq. 3, T first
-        opts["critic"].zero_grad(set_to_none=True)
-        t_loss.backward()
-        opts["critic"].step()
+        step(opts["critic"], t_loss)
         with frozen(self.critic.parameters()):
             t = self.critic(self.critic.features(sparse), z)
             nll = bernoulli_nll(self.decoder(z), sparse.to_dense())
             loss = (t + nll).mean()  # −(AVB Eq. 4)
-        opts["vae"].zero_grad(set_to_none=True)
-        loss.backward()
-        opts["vae"].step()
+        step(opts["vae"], loss)
         return {
-            "loss": float(loss.detach()),
-            "loss_reconstruction": float(nll.mean().detach()),
-            "loss_kl_estimate": float(t.mean().detach()),
-            "loss_critic": float(t_loss.detach()),
+            "loss": loss.detach(),
+            "loss_reconstruction": nll.mean().detach(),
+            "loss_kl_estimate": t.mean().detach(),
+            "loss_critic": t_loss.detach(),
         }
 
     @torch.no_grad()

@@ -29,6 +29,7 @@ class Recommender(nn.Module):
         self.n_users, self.n_items, self.params = n_users, n_items, params
         self.user_rows: CSRStore | None = None
         self.item_rows: CSRStore | None = None
+        self._optimizers: dict[str, torch.optim.Optimizer] | None = None
 
     # -- data --------------------------------------------------------------------------------
     def set_inputs(
@@ -55,6 +56,15 @@ class Recommender(nn.Module):
 
     # -- training ----------------------------------------------------------------------------
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers by name, built by :meth:`_make_optimizers` on first use (after the
+        trainer has moved the model to its device) and kept: their state carries over from step
+        to step, and checkpoints save it."""
+        if self._optimizers is None:
+            self._optimizers = self._make_optimizers()
+        return self._optimizers
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The model's optimisers by name; none by default (one-pass models)."""
         return {}
 
     def on_epoch_start(self, epoch: int) -> None:
@@ -65,9 +75,10 @@ class Recommender(nn.Module):
     ) -> Iterator[Any]:
         raise NotImplementedError
 
-    def train_step(self, batch: Any, generator: torch.Generator) -> dict[str, float | torch.Tensor]:
-        """One update; the logged losses as floats or as 0-d tensors (read later, in bulk, so
-        that a GPU step need not wait for them)."""
+    def train_step(self, batch: Any, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One update; the logged losses as detached 0-d tensors. The trainer reads them later,
+        in bulk, so that a GPU step need not wait for them (it accepts floats too, but each
+        ``float(loss)`` here would make the host wait for the device every step)."""
         raise NotImplementedError
 
     def fit(self, train: sp.csr_matrix) -> None:

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..training.sampling import PairBatch, pair_batches, positive_pairs, sample_unobserved
 from .base import Recommender
-from .nets import CSRStore, SparseLinear, SparseRows
+from .nets import CSRStore, SparseLinear, SparseRows, mlp
 
 
 # -- batches ---------------------------------------------------------------------------------
@@ -232,13 +232,7 @@ class ImplicitEncoder(nn.Module):
         self.noise_dim = noise_dim
         self.x_in = SparseLinear(n_in, hidden[0])
         self.eps_in = nn.Linear(noise_dim, hidden[0], bias=False)
-        layers: list[nn.Module] = []
-        widths = [*hidden, latent]
-        for i in range(len(widths) - 1):
-            layers.append(nn.Linear(widths[i], widths[i + 1]))
-            if i < len(widths) - 2:
-                layers.append(nn.Tanh())
-        self.rest = nn.Sequential(*layers)
+        self.rest = mlp([*hidden, latent], "tanh")
 
     def first_layer(self, rows: SparseRows, eps: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.x_in(rows) + self.eps_in(eps))
@@ -267,11 +261,7 @@ class PairCritic(nn.Module):
         super().__init__()
         self.x_in = SparseLinear(n_in, hidden[0])
         self.z_in = nn.Linear(latent, hidden[0], bias=False)
-        layers: list[nn.Module] = []
-        widths = [*hidden, 1]
-        for i in range(len(widths) - 1):
-            layers += [nn.ReLU(), nn.Linear(widths[i], widths[i + 1])]
-        self.rest = nn.Sequential(*layers)
+        self.rest = nn.Sequential(nn.ReLU(), *mlp([*hidden, 1], "relu"))
 
     def features(self, rows: SparseRows) -> torch.Tensor:
         return self.x_in(rows)
@@ -293,12 +283,7 @@ class BernoulliDecoder(nn.Module):
 
     def __init__(self, latent: int, hidden: list[int], n_out: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        widths = [latent, *hidden]
-        for i in range(len(widths) - 1):
-            layers += [nn.Linear(widths[i], widths[i + 1]), nn.Tanh()]
-        layers.append(nn.Linear(widths[-1], n_out))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp([latent, *hidden, n_out], "tanh")
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)

@@ -16,8 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .baseline_utils import UserBatch, UserRowModel, dropout, l2
-
-HIDDEN_ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
+from .nets import ACTIVATIONS, step
 
 
 class CDAE(UserRowModel):
@@ -30,23 +29,19 @@ class CDAE(UserRowModel):
         self.user_node = nn.Embedding(n_users, k)
         nn.init.normal_(self.user_node.weight, 0.0, 0.01)
         self.decoder = nn.Linear(k, n_items)
-        self._opt: torch.optim.Optimizer | None = None
+        self.activation = ACTIVATIONS[params["hidden_activation"]]()
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        if self._opt is None:
-            self._opt = torch.optim.Adam(self.parameters(), lr=self.params["lr"])
-        return {"cdae": self._opt}
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"cdae": torch.optim.Adam(self.parameters(), lr=self.params["lr"])}
 
     def corrupt(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Drop-out corruption: each entry zeroed with probability q, the rest scaled by 1/(1−q)."""
         return dropout(rows, self.params["corruption"], generator)
 
     def logits(self, inputs: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
-        act = HIDDEN_ACTIVATIONS[self.params["hidden_activation"]]
-        return self.decoder(act(self.encoder(inputs) + self.user_node(users)))
+        return self.decoder(self.activation(self.encoder(inputs) + self.user_node(users)))
 
-    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, float]:
-        opt = self.optimizers()["cdae"]
+    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         rows = self.rows(batch.users)
         z = self.logits(self.corrupt(rows, generator), batch.users)
         rec = F.binary_cross_entropy_with_logits(z, rows, reduction="none").sum(dim=1).mean()
@@ -54,10 +49,8 @@ class CDAE(UserRowModel):
             [self.encoder.weight, self.decoder.weight, self.user_node.weight]
         )
         loss = rec + reg
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": float(loss.detach()), "loss_reconstruction": float(rec.detach())}
+        step(self.optimizers()["cdae"], loss)
+        return {"loss": loss.detach(), "loss_reconstruction": rec.detach()}
 
     @torch.no_grad()
     def score_all(self, users: torch.Tensor) -> torch.Tensor:

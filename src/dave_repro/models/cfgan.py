@@ -20,20 +20,17 @@ import torch
 from torch import nn
 
 from .baseline_utils import UserBatch, UserRowModel, frozen, gan_loss, l2, sample_unobserved_mask
+from .nets import mlp, step
 
 
 def _net(n_in: int, hidden: int, layers: int, n_out: int) -> nn.Sequential:
     """Sigmoid hidden layers and a linear output, Glorot-uniform weights (the authors' code)."""
-    mods: list[nn.Module] = []
-    widths = [n_in, *[hidden] * layers]
-    for i in range(len(widths) - 1):
-        mods += [nn.Linear(widths[i], widths[i + 1]), nn.Sigmoid()]
-    mods.append(nn.Linear(widths[-1], n_out))
-    for m in mods:
+    net = mlp([n_in, *[hidden] * layers, n_out], "sigmoid")
+    for m in net:
         if isinstance(m, nn.Linear):
             nn.init.xavier_uniform_(m.weight)
             nn.init.uniform_(m.bias, -0.01, 0.01)
-    return nn.Sequential(*mods)
+    return net
 
 
 class CFGAN(UserRowModel):
@@ -44,16 +41,13 @@ class CFGAN(UserRowModel):
         p = params
         self.generator = _net(n_items, p["g_hidden"], p["g_layers"], n_items)
         self.discriminator = _net(2 * n_items, p["d_hidden"], p["d_layers"], 1)
-        self._opts: dict[str, torch.optim.Optimizer] | None = None
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        if self._opts is None:
-            p = self.params
-            self._opts = {
-                "generator": torch.optim.Adam(self.generator.parameters(), lr=p["g_lr"]),
-                "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=p["d_lr"]),
-            }
-        return self._opts
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        p = self.params
+        return {
+            "generator": torch.optim.Adam(self.generator.parameters(), lr=p["g_lr"]),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=p["d_lr"]),
+        }
 
     def schedule(self, epoch: int) -> list[tuple[str, int, int]]:
         p = self.params
@@ -83,7 +77,7 @@ class CFGAN(UserRowModel):
     def discriminate(self, condition: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
         return self.discriminator(torch.cat([condition, vector], dim=1)).squeeze(-1)
 
-    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, float]:
+    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         opts, p = self.optimizers(), self.params
         rows = self.rows(batch.users)
         pm, zr = self.masks(rows, generator)
@@ -96,7 +90,7 @@ class CFGAN(UserRowModel):
                 + p["d_reg"] * l2(self.discriminator.parameters())
             )
             opt = opts["discriminator"]
-            logs = {"loss_discriminator": float(loss.detach())}
+            logs = {"loss_discriminator": loss.detach()}
         else:
             with frozen(self.discriminator.parameters()):
                 out = self.generator(rows)
@@ -109,13 +103,11 @@ class CFGAN(UserRowModel):
                 )
             opt = opts["generator"]
             logs = {
-                "loss_generator": float(loss.detach()),
-                "loss_zero_reconstruction": float(zero_rec.detach()),
+                "loss_generator": loss.detach(),
+                "loss_zero_reconstruction": zero_rec.detach(),
             }
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": float(loss.detach()), **logs}
+        step(opt, loss)
+        return {"loss": loss.detach(), **logs}
 
     @torch.no_grad()
     def score_all(self, users: torch.Tensor) -> torch.Tensor:

@@ -28,18 +28,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .baseline_utils import RowNet, UserBatch, UserRowModel, gan_loss
-from .nets import SparseLinear, SparseRows
+from .nets import SparseLinear, SparseRows, mlp
 
 
 class Encoder(nn.Module):
     def __init__(self, n_items: int, hidden: list[int], latent: int) -> None:
         super().__init__()
         self.first = SparseLinear(n_items, hidden[0])
-        layers: list[nn.Module] = []
-        widths = [*hidden, 2 * latent]
-        for i in range(len(widths) - 1):
-            layers += [nn.ReLU(), nn.Linear(widths[i], widths[i + 1])]
-        self.rest = nn.Sequential(*layers)
+        self.rest = nn.Sequential(nn.ReLU(), *mlp([*hidden, 2 * latent], "relu"))
 
     def forward(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.rest(self.first(rows)).chunk(2, dim=-1)
@@ -52,11 +48,7 @@ class Generator(nn.Module):
         self.z_in = nn.Linear(latent, hidden[0])
         self.label = nn.Embedding(n_users, hidden[0])  # the one-hot label times a weight matrix
         nn.init.normal_(self.label.weight, 0.0, 0.01)
-        layers: list[nn.Module] = []
-        widths = [*hidden, n_items]
-        for i in range(len(widths) - 1):
-            layers += [nn.ReLU(), nn.Linear(widths[i], widths[i + 1])]
-        self.rest = nn.Sequential(*layers)
+        self.rest = nn.Sequential(nn.ReLU(), *mlp([*hidden, n_items], "relu"))
 
     def forward(self, z: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
         return self.rest(self.z_in(z) + self.label(users))
@@ -78,17 +70,14 @@ class CVAEGAN(UserRowModel):
         self.generator = Generator(d, p["generator_hidden"], n_users, n_items)
         self.discriminator = RowNet(n_items, p["discriminator_hidden"], 1)
         self.classifier = RowNet(n_items, p["classifier_hidden"], n_users)
-        self._opts: dict[str, torch.optim.Optimizer] | None = None
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        if self._opts is None:
-            p = self.params
-            betas = (p["beta1"], 0.999)
-            self._opts = {
-                name: torch.optim.Adam(getattr(self, name).parameters(), lr=p["lr"], betas=betas)
-                for name in ("encoder", "generator", "discriminator", "classifier")
-            }
-        return self._opts
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        p = self.params
+        betas = (p["beta1"], 0.999)
+        return {
+            name: torch.optim.Adam(getattr(self, name).parameters(), lr=p["lr"], betas=betas)
+            for name in ("encoder", "generator", "discriminator", "classifier")
+        }
 
     def objectives(self, batch: UserBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Every loss of one step (Algorithm 1), as batch means. Each is later differentiated
@@ -118,7 +107,7 @@ class CVAEGAN(UserRowModel):
             "mean_c": half_sq(fc_real, fc_p).mean(),  # one row per user (class) in a batch
         }
 
-    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, float]:
+    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         opts, w = self.optimizers(), self.params["loss_weights"]
         losses = self.objectives(batch, generator)
         # Each network gets the gradient of its own objective only (Algorithm 1).
@@ -141,8 +130,8 @@ class CVAEGAN(UserRowModel):
             opts[name].step()
         total = sum(targets.values())
         return {
-            "loss": float(total.detach()),
-            **{f"loss_{k}": float(v.detach()) for k, v in losses.items()},
+            "loss": total.detach(),
+            **{f"loss_{k}": v.detach() for k, v in losses.items()},
         }
 
     @torch.no_grad()

@@ -231,7 +231,6 @@ class DAVE(Recommender):
             self.item_d = Discriminator(
                 d, p["discriminator_hidden"], n_users if with_input else None
             )
-        self._opts: dict[str, torch.optim.Optimizer] | None = None
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self._host_rows: tuple[CSRStore, CSRStore] | None = None
 
@@ -246,22 +245,21 @@ class DAVE(Recommender):
     def discriminator_parameters(self) -> list[nn.Parameter]:
         return [*self.user_d.parameters(), *self.item_d.parameters()] if self.adversarial else []
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        if self._opts is None:
-            p = self.params
-            self._opts = {
-                "joint": torch.optim.Adam(
-                    self.generator_parameters(),
-                    lr=p["lr"],
-                    fused=True,
-                    weight_decay=p["weight_decay"],
-                )
-            }
-            if self.adversarial:
-                self._opts["discriminator"] = torch.optim.RMSprop(
-                    self.discriminator_parameters(), lr=p["d_lr"]
-                )
-        return self._opts
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        p = self.params
+        opts: dict[str, torch.optim.Optimizer] = {
+            "joint": torch.optim.Adam(
+                self.generator_parameters(),
+                lr=p["lr"],
+                fused=True,
+                weight_decay=p["weight_decay"],
+            )
+        }
+        if self.adversarial:
+            opts["discriminator"] = torch.optim.RMSprop(
+                self.discriminator_parameters(), lr=p["d_lr"]
+            )
+        return opts
 
     # -- training ------------------------------------------------------------------------
     def batches(
@@ -395,10 +393,10 @@ class DAVE(Recommender):
         else:  # Eq. 4: analytic KL, summed over the d latent dimensions
             reg_u = (kl_to_standard_normal(st.mu_u, st.lv_u) * st.u_count).sum()
             reg_v = (kl_to_standard_normal(st.mu_v, st.lv_v) * st.v_count).sum()
-        rs_u, gs_u = self.elbo_scales(self.n_items)
-        rs_v, gs_v = self.elbo_scales(self.n_users)
-        rec = rs_u * nll_u + rs_v * nll_v
-        reg = gs_u * reg_u + gs_v * reg_v
+        ru, gu = self.elbo_divisors(self.n_items)
+        rv, gv = self.elbo_divisors(self.n_users)
+        rec = nll_u / ru + nll_v / rv
+        reg = (reg_u + reg_v) / gu if gu == gv else reg_u / gu + reg_v / gv
         logit = self.predictor(st.x_pair * st.y_pair).squeeze(-1)  # F(x_u ⊙ y_v), Eq. 15
         pred = F.binary_cross_entropy_with_logits(
             logit, st.batch.labels, reduction="sum"
@@ -415,24 +413,25 @@ class DAVE(Recommender):
         }
         return loss, parts
 
-    def elbo_scales(self, dim: int) -> tuple[float, float]:
-        """The factors on one side's reconstruction NLL and regulariser (each in nats per vector
-        of length ``dim``) in the per-pair loss: the paper leaves this scale open (Eq. 17 adds
-        expectations of per-vector ELBOs to a sum over pairs), so it is the ``reduction``
+    def elbo_divisors(self, dim: int) -> tuple[float, float]:
+        """What one side's reconstruction NLL and regulariser (each in nats per vector of length
+        ``dim``) are divided by in the per-pair loss. The paper leaves this scale open (Eq. 17
+        adds expectations of per-vector ELBOs to a sum over pairs), so it is the ``reduction``
         parameter (docs/models.md, "The scale of Eq. 17"):
 
-        * ``sum``: the per-vector ELBO as it is (β = 1 with ``loss_weights``: the literal sum);
-        * ``per_entry``: the whole ELBO, regulariser included, divided by the vector's length;
-        * ``mean``: the reconstruction divided by the vector's length and the KL by d, D(x)
-          left as it is (the reading of the first runs; it weights the regulariser M/d or M
-          times its ELBO weight).
+        * ``sum``: 1 and 1, the per-vector ELBO as it is (β with ``loss_weights``; β = 1 is the
+          literal sum);
+        * ``per_entry``: the vector's length for both: the whole ELBO per entry;
+        * ``mean``: the vector's length for the reconstruction, d for the KL, 1 for D(x) (the
+          reading of the first runs; it weights the regulariser M/d or M times its ELBO weight,
+          and the two sides differently).
         """
         red = self.params["reduction"]
         if red == "sum":
             return 1.0, 1.0
         if red == "per_entry":
-            return 1.0 / dim, 1.0 / dim
-        return 1.0 / dim, (1.0 if self.adversarial else 1.0 / self.params["embedding_dim"])
+            return float(dim), float(dim)
+        return float(dim), (1.0 if self.adversarial else float(self.params["embedding_dim"]))
 
     def decoded_columns(self, dim: int, generator: torch.Generator) -> torch.Tensor | None:
         """The entries of the decoded rows that this step's reconstruction term reads.

@@ -1,4 +1,4 @@
-"""Building blocks: sparse-input linear layers and plain MLPs."""
+"""Building blocks: sparse-input linear layers, plain MLPs and the gradient step."""
 
 from __future__ import annotations
 
@@ -171,3 +171,11 @@ def mlp(sizes: Sequence[int], activation: str, final_activation: bool = False) -
         if i < len(sizes) - 2 or final_activation:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
+
+
+def step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One gradient step of ``optimizer`` on ``loss``. Its gradients are cleared to None first,
+    so the optimiser skips parameters the loss does not reach instead of stepping on zeros."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()

@@ -25,6 +25,7 @@ from torch import nn
 from ..training.sampling import PairBatch
 from .base import Recommender
 from .baseline_utils import lecun_uniform_, pair_passes
+from .nets import step
 
 
 class NeuMF(Recommender):
@@ -49,7 +50,6 @@ class NeuMF(Recommender):
         self.mlp_head = lecun_uniform_(nn.Linear(widths[-1], 1))
         # 1 once the fused layer is in use; saved with the weights so every checkpoint scores right
         self.register_buffer("fused", torch.tensor(0 if p["pretrain_passes"] > 0 else 1))
-        self._opts: dict[str, torch.optim.Optimizer] | None = None
 
     # -- optimisers and phases ---------------------------------------------------------------
     def _body(self) -> list[nn.Parameter]:
@@ -61,21 +61,20 @@ class NeuMF(Recommender):
             *self.mlp.parameters(),
         ]
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        if self._opts is None:
-            p = self.params
-            fused = [*self._body(), *self.head.parameters()]
-            if p["finetune_optimizer"] == "sgd" and p["pretrain_passes"] > 0:
-                main: torch.optim.Optimizer = torch.optim.SGD(fused, lr=p["lr"])
-            else:
-                main = torch.optim.Adam(fused, lr=p["lr"])
-            self._opts = {"neumf": main}
-            if p["pretrain_passes"] > 0:
-                self._opts["pretrain"] = torch.optim.Adam(
-                    [*self._body(), *self.gmf_head.parameters(), *self.mlp_head.parameters()],
-                    lr=p["lr"],
-                )
-        return self._opts
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        p = self.params
+        fused = [*self._body(), *self.head.parameters()]
+        if p["finetune_optimizer"] == "sgd" and p["pretrain_passes"] > 0:
+            main: torch.optim.Optimizer = torch.optim.SGD(fused, lr=p["lr"])
+        else:
+            main = torch.optim.Adam(fused, lr=p["lr"])
+        opts = {"neumf": main}
+        if p["pretrain_passes"] > 0:
+            opts["pretrain"] = torch.optim.Adam(
+                [*self._body(), *self.gmf_head.parameters(), *self.mlp_head.parameters()],
+                lr=p["lr"],
+            )
+        return opts
 
     def on_epoch_start(self, epoch: int) -> None:
         if epoch >= 1 and not bool(self.fused):
@@ -116,7 +115,7 @@ class NeuMF(Recommender):
             train, p["negative_ratio"], p["batch_size"], epoch_rng, max_pairs, self.device, passes
         )
 
-    def train_step(self, batch: PairBatch, generator: torch.Generator) -> dict[str, float]:
+    def train_step(self, batch: PairBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         opts = self.optimizers()
         gmf, mlp = self.towers(batch.users, batch.items)
         if bool(self.fused):
@@ -127,11 +126,9 @@ class NeuMF(Recommender):
             l_gmf = F.binary_cross_entropy_with_logits(self.gmf_head(gmf).squeeze(-1), batch.labels)
             l_mlp = F.binary_cross_entropy_with_logits(self.mlp_head(mlp).squeeze(-1), batch.labels)
             loss, opt = l_gmf + l_mlp, opts["pretrain"]
-            logs = {"loss_gmf": float(l_gmf.detach()), "loss_mlp": float(l_mlp.detach())}
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": float(loss.detach()), **logs}
+            logs = {"loss_gmf": l_gmf.detach(), "loss_mlp": l_mlp.detach()}
+        step(opt, loss)
+        return {"loss": loss.detach(), **logs}
 
     # -- scoring ---------------------------------------------------------------------------------
     @torch.no_grad()

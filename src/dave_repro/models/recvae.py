@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .baseline_utils import UserBatch, UserRowModel, dropout
+from .nets import step
 
 MIXTURE = (3 / 20, 3 / 4, 1 / 10)  # standard, old posterior, wide ("uniform") component
 WIDE_LOGVAR = 10.0
@@ -95,16 +96,13 @@ class RecVAE(UserRowModel):
         self.encoder = Encoder(n_items, p["hidden"], p["latent"])
         self.prior = CompositePrior(self.encoder)
         self.decoder = nn.Linear(p["latent"], n_items)
-        self._opts: dict[str, torch.optim.Optimizer] | None = None
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        if self._opts is None:
-            lr = self.params["lr"]
-            self._opts = {
-                "encoder": torch.optim.Adam(self.encoder.parameters(), lr=lr),
-                "decoder": torch.optim.Adam(self.decoder.parameters(), lr=lr),
-            }
-        return self._opts
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        lr = self.params["lr"]
+        return {
+            "encoder": torch.optim.Adam(self.encoder.parameters(), lr=lr),
+            "decoder": torch.optim.Adam(self.decoder.parameters(), lr=lr),
+        }
 
     def schedule(self, epoch: int) -> list[tuple[str, int, int]]:
         p = self.params
@@ -130,23 +128,17 @@ class RecVAE(UserRowModel):
         kld = (log_normal(z, mu, logvar) - self.prior.log_prob(rows, z)).sum(dim=-1) * kl_weight
         return (kld - mll).mean(), -mll.mean(), kld.mean()
 
-    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, float]:
+    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         opts, p = self.optimizers(), self.params
         if batch.phase == "decoder" and batch.first:
             self.prior.update(self.encoder)  # after the encoder's passes, before the decoder's
         rows = self.rows(batch.users)
         drop = p["dropout"] if batch.phase == "encoder" else 0.0
         loss, nll, kld = self.negative_elbo(rows, drop, generator)
-        opt = opts[batch.phase]
-        for o in opts.values():
-            o.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {
-            "loss": float(loss.detach()),
-            "loss_nll": float(nll.detach()),
-            "loss_kl": float(kld.detach()),
-        }
+        for o in opts.values():  # the loss reaches both networks; only this phase's one learns,
+            o.zero_grad(set_to_none=True)  # and the other is left without a stale gradient
+        step(opts[batch.phase], loss)
+        return {"loss": loss.detach(), "loss_nll": nll.detach(), "loss_kl": kld.detach()}
 
     @torch.no_grad()
     def score_all(self, users: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,8 @@ setting" (``hparams.<dataset>``, Section 4.1.4).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from ..schema import Bool, Float, Int, List, Map, Spec, Str
 
 POSITIVE_INTS = List(Int(min=1), min_len=0)
@@ -199,23 +201,48 @@ RECVAE = Map(
     }
 )
 
-FAMILIES: dict[str, Spec] = {
-    "dave": DAVE,
-    "itempop": ITEMPOP,
-    "neumf": NEUMF,
-    "cdae": CDAE,
-    "cfgan": CFGAN,
-    "apr": APR,
-    "acae": ACAE,
-    "avb": AVB,
-    "vaegan": VAEGAN,
-    "cvae-gan": CVAE_GAN,
-    "recvae": RECVAE,
+
+@dataclass(frozen=True)
+class Family:
+    """One model family, declared once: what the registry builds, what params.yaml's entries of
+    the family are checked against, which module its code (and code hash) is, whether the noise
+    study can corrupt its inputs, and the paper's names of its models in the paper's row order."""
+
+    schema: Spec
+    module: str  # models/<module>.py
+    cls: str  # the Recommender subclass in it
+    reads_vectors: (
+        bool  # its prediction reads the interaction vectors (Section 4.2.2 corrupts them)
+    )
+    models: dict[str, str] = field(default_factory=dict)  # model name -> the paper's name
+
+
+# In the paper's row order (Tables 4-8); ItemPop is ours, last.
+FAMILIES: dict[str, Family] = {
+    "cdae": Family(CDAE, "cdae", "CDAE", True, {"cdae": "CDAE"}),
+    "apr": Family(APR, "apr", "APR", False, {"apr": "APR"}),
+    "acae": Family(ACAE, "acae", "ACAE", True, {"acae": "ACAE"}),
+    "cfgan": Family(CFGAN, "cfgan", "CFGAN", True, {"cfgan": "CFGAN"}),
+    "neumf": Family(NEUMF, "neumf", "NeuMF", False, {"neumf": "NeuMF"}),
+    "avb": Family(AVB, "avb", "AVB", True, {"avb": "AVB"}),
+    "vaegan": Family(VAEGAN, "vaegan", "VAEGAN", True, {"vaegan": "VAEGAN"}),
+    "cvae-gan": Family(CVAE_GAN, "cvae_gan", "CVAEGAN", True, {"cvae-gan": "CVAE-GAN"}),
+    "recvae": Family(RECVAE, "recvae", "RecVAE", True, {"recvae": "RecVAE"}),
+    "dave": Family(
+        DAVE,
+        "dave",
+        "DAVE",
+        True,
+        {"dave-adv": "DAVE-adv", "dave-aae": "DAVE+aae", "dave": "DAVE"},
+    ),
+    "itempop": Family(ITEMPOP, "itempop", "ItemPop", False, {"itempop": "ItemPop"}),
 }
 
-# Families that learn nothing: trained in one pass, no epochs, no checkpoints to resume.
-NON_ITERATIVE = {"itempop"}
-
-# Families whose prediction reads the user's (and item's) interaction vectors, so that the
-# noise study (Section 4.2.2) can corrupt those inputs at test time.
-READS_INTERACTION_VECTORS = {"dave", "cdae", "acae", "recvae", "cvae-gan", "cfgan", "avb", "vaegan"}
+# Derived: every known model name with its display name, in the paper's order; the baselines.
+DISPLAY = {m: name for fam in FAMILIES.values() for m, name in fam.models.items()}
+MODEL_FAMILY = {m: f for f, fam in FAMILIES.items() for m in fam.models}
+OWN = ("dave", "itempop")  # the paper's own models and our floor; every other family is a baseline
+BASELINES = tuple(m for m, f in MODEL_FAMILY.items() if f not in OWN)
+DAVE_MODELS = tuple(FAMILIES["dave"].models)
+PAPER_ORDER = [m for m in DISPLAY if m != "itempop"]
+READS_INTERACTION_VECTORS = {f for f, fam in FAMILIES.items() if fam.reads_vectors}

@@ -20,48 +20,30 @@ from typing import Any
 
 import torch
 
+from .avb import AVB
 from .baseline_utils import (
-    BernoulliDecoder,
-    ImplicitEncoder,
-    PairCritic,
     RowNet,
     UserBatch,
-    UserRowModel,
     bernoulli_nll,
     critic_loss,
     frozen,
     gan_loss,
 )
+from .nets import step
 
 
-class VAEGAN(UserRowModel):
+class VAEGAN(AVB):
+    """AVB's encoder, decoder, T and optimisers (and its scoring), plus the discriminator D."""
+
     family = "vaegan"
 
     def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
         super().__init__(n_users, n_items, params)
-        p = params
-        d = p["embedding_dim"]
-        self.encoder = ImplicitEncoder(n_items, p["encoder_hidden"], p["noise_dim"], d)
-        self.decoder = BernoulliDecoder(d, p["decoder_hidden"], n_items)
-        self.critic = PairCritic(n_items, d, p["critic_hidden"])
-        self.discriminator = RowNet(2 * n_items, p["discriminator_hidden"], 1)
-        self._opts: dict[str, torch.optim.Optimizer] | None = None
+        self.discriminator = RowNet(2 * n_items, params["discriminator_hidden"], 1)
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        if self._opts is None:
-            p = self.params
-            betas = (p["beta1"], 0.999)
-            vae = [*self.encoder.parameters(), *self.decoder.parameters()]
-            self._opts = {
-                "vae": torch.optim.Adam(vae, lr=p["lr"], betas=betas),
-                "critic": torch.optim.Adam(
-                    self.critic.parameters(), lr=p["critic_lr"], betas=betas
-                ),
-                "discriminator": torch.optim.Adam(
-                    self.discriminator.parameters(), lr=p["critic_lr"], betas=betas
-                ),
-            }
-        return self._opts
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        d = self._adam(self.discriminator.parameters(), self.params["critic_lr"])
+        return {**super()._make_optimizers(), "discriminator": d}
 
     def discriminate(self, condition: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
         return self.discriminator(torch.cat([condition, row], dim=1))[0].squeeze(-1)
@@ -72,7 +54,7 @@ class VAEGAN(UserRowModel):
             self.discriminate(rows, fake.detach()), False
         )
 
-    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, float]:
+    def train_step(self, batch: UserBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         opts, p = self.optimizers(), self.params
         sparse = self.user_rows.rows(batch.users)  # type: ignore[union-attr]
         rows = sparse.to_dense()
@@ -86,10 +68,8 @@ class VAEGAN(UserRowModel):
             self.critic, sparse, z, torch.randn(z.shape, generator=generator, device=dev)
         )
         d_loss = self.discriminator_loss(rows, fake)
-        for name, part in (("critic", t_loss), ("discriminator", d_loss)):
-            opts[name].zero_grad(set_to_none=True)
-            part.backward()
-            opts[name].step()
+        step(opts["critic"], t_loss)
+        step(opts["discriminator"], d_loss)
 
         with frozen([*self.critic.parameters(), *self.discriminator.parameters()]):
             t = self.critic(self.critic.features(sparse), z)
@@ -101,22 +81,13 @@ class VAEGAN(UserRowModel):
                 + p["gan_weight"] * adv
                 + p["contractive_weight"] * contractive.mean()
             )
-        opts["vae"].zero_grad(set_to_none=True)
-        loss.backward()
-        opts["vae"].step()
+        step(opts["vae"], loss)
         return {
-            "loss": float(loss.detach()),
-            "loss_reconstruction": float(nll.mean().detach()),
-            "loss_kl_estimate": float(t.mean().detach()),
-            "loss_gan": float(adv.detach()),
-            "loss_contractive": float(contractive.mean().detach()),
-            "loss_critic": float(t_loss.detach()),
-            "loss_discriminator": float(d_loss.detach()),
+            "loss": loss.detach(),
+            "loss_reconstruction": nll.mean().detach(),
+            "loss_kl_estimate": t.mean().detach(),
+            "loss_gan": adv.detach(),
+            "loss_contractive": contractive.mean().detach(),
+            "loss_critic": t_loss.detach(),
+            "loss_discriminator": d_loss.detach(),
         }
-
-    @torch.no_grad()
-    def score_all(self, users: torch.Tensor) -> torch.Tensor:
-        sparse = self.user_rows.rows(users)  # type: ignore[union-attr]
-        return self.decoder(
-            self.encoder(sparse, self.encoder.noise(users.numel(), None, users.device))
-        )

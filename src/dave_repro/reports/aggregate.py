@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import atomic, config
 from ..errors import DataFormatError
+from ..layout import RESULTS, metrics_path, run_dir
 
 PROTOCOLS = ("sampled", "full")
 
@@ -27,7 +28,7 @@ def read_metrics(path: Path) -> dict[str, Any]:
 
 
 def collect(
-    params: dict[str, Any], dataset: str, profile: str | None = None, root: Path = Path("results")
+    params: dict[str, Any], dataset: str, profile: str | None = None, root: Path = RESULTS
 ) -> dict[str, Any]:
     """All runs of ``dataset`` in the selected grid: per seed, plus mean and std per metric."""
     prof = config.active_profile(params, profile)
@@ -39,7 +40,7 @@ def collect(
     for model in prof["models"]:
         seeds = {}
         for seed in prof["seeds"]:
-            m = read_metrics(root / "runs" / dataset / model / f"seed-{seed}" / "metrics.json")
+            m = read_metrics(run_dir(dataset, model, seed, root) / "metrics.json")
             seeds[str(seed)] = {p: m.get(p, {}) for p in PROTOCOLS} | {
                 "best_epoch": m.get("best_epoch"),
                 "train_seconds": m.get("train_seconds"),
@@ -65,6 +66,6 @@ def summarise(seeds: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def write_dataset_metrics(params: dict[str, Any], dataset: str, profile: str | None = None) -> Path:
     data = collect(params, dataset, profile)
-    path = Path("results") / "metrics" / f"{dataset}.json"
+    path = metrics_path(dataset)
     atomic.write_json(path, data)
     return path

@@ -4,7 +4,8 @@ A claim is split into parts (a dataset, a metric, a noise level, ...), each deci
 results: the claim *agrees* when every part we could check holds, *does not agree* when any part
 fails (the failing parts are named), and is *not checked* when we have none of the results it
 needs. Comparisons use the means over seeds under the paper's (sampled) protocol; where a paired
-test exists its p-value is quoted, so a "win" by noise is visible as such.
+test exists its p-value is quoted, so a "win" by noise is visible as such. A smoke test's results
+(any profile but ``paper``) decide nothing: its claims are listed, each *not meaningful*.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from . import paper
 from .significance import format_p
 
 AGREES, DISAGREES, UNCHECKED = "agrees", "does not agree", "not checked"
+NOT_MEANINGFUL = "not meaningful (smoke test)"
 DS = paper.DATASET_TITLES
 
 # The relative NDCG gains Section 4.2.1 states: dataset -> (strongest robust method, k=5, 10, 20 in %).
@@ -334,7 +336,20 @@ def check_all(
     return [*table_claims(tables), *noise_claims(noise), *tsne_claims(tsne), *sweep_claims(sweeps)]
 
 
-def claims_markdown(claims: list[Claim]) -> str:
+def claims_markdown(claims: list[Claim], judged: bool = True) -> str:
+    """The claims as a numbered list. ``judged=False`` (a smoke test's results): every claim is
+    marked not meaningful, with no verdict, no evidence and no p-value."""
+    if not judged:
+        head = (
+            f"Not judged: these results are a smoke test (see the top), so none of the "
+            f"{len(claims)} claims is marked as agreeing or not, and no comparison or p-value is "
+            "quoted. The `paper` profile's report checks them."
+        )
+        lines = [
+            f"{i}. ⬜ *{NOT_MEANINGFUL}* — *“{c.statement}”* (§{c.section})."
+            for i, c in enumerate(claims, start=1)
+        ]
+        return head + "\n\n" + "\n".join(lines) + "\n"
     badge = {
         AGREES: "✅ **agrees**",
         DISAGREES: "❌ **does not agree**",
@@ -357,16 +372,17 @@ def claims_markdown(claims: list[Claim]) -> str:
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
-def claims_frame(claims: list[Claim]) -> pd.DataFrame:
+def claims_frame(claims: list[Claim], judged: bool = True) -> pd.DataFrame:
+    """One row per claim; ``judged=False`` (a smoke test): status not meaningful, no evidence."""
     return pd.DataFrame(
         [
             {
                 "section": c.section,
                 "claim": c.statement,
-                "status": c.status,
-                "parts_held": sum(ok for ok, _ in c.parts),
-                "parts": len(c.parts),
-                "evidence": c.evidence(),
+                "status": c.status if judged else NOT_MEANINGFUL,
+                "parts_held": sum(ok for ok, _ in c.parts) if judged else pd.NA,
+                "parts": len(c.parts) if judged else pd.NA,
+                "evidence": c.evidence() if judged else "",
             }
             for c in claims
         ]
@@ -376,6 +392,7 @@ def claims_frame(claims: list[Claim]) -> pd.DataFrame:
 __all__ = [
     "AGREES",
     "DISAGREES",
+    "NOT_MEANINGFUL",
     "UNCHECKED",
     "Claim",
     "check_all",

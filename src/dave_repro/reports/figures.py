@@ -14,12 +14,13 @@ import pandas as pd
 
 from .. import atomic
 from ..errors import DataFormatError
-from ..studies import tsne_jobs, tsne_path
+from ..layout import figures_dir, tsne_path
+from ..plan import tsne_jobs
 from . import paper
 from .studies import read_summary
 
 log = logging.getLogger(__name__)
-FIGURES = Path("results") / "figures"
+FIGURES = figures_dir()
 NOISE_PANELS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
 SWEEP_PANELS = ("hr@10", "ndcg@10")
 SWEEP_FILES = {"embedding_dim": "sweep-dim", "negative_ratio": "sweep-negratio"}

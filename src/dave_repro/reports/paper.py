@@ -7,45 +7,16 @@ from importlib import resources
 
 import pandas as pd
 
-# Rows in the paper's order (Tables 4-8), with the names the paper prints.
-DISPLAY = {
-    "cdae": "CDAE",
-    "apr": "APR",
-    "acae": "ACAE",
-    "cfgan": "CFGAN",
-    "neumf": "NeuMF",
-    "avb": "AVB",
-    "vaegan": "VAEGAN",
-    "cvae-gan": "CVAE-GAN",
-    "recvae": "RecVAE",
-    "dave-adv": "DAVE-adv",
-    "dave-aae": "DAVE+aae",
-    "dave": "DAVE",
-    "itempop": "ItemPop",
-}
-PAPER_ORDER = [
-    "cdae",
-    "apr",
-    "acae",
-    "cfgan",
-    "neumf",
-    "avb",
-    "vaegan",
-    "cvae-gan",
-    "recvae",
-    "dave-adv",
-    "dave-aae",
-    "dave",
-]
+from ..data.registry import REGISTRY
+from ..models import specs
+
+# Our model names, the paper's names and its row order: declared with the families.
+DISPLAY = specs.DISPLAY
+PAPER_ORDER = specs.PAPER_ORDER
 ROBUST = ["cdae", "apr", "acae"]  # underlined group of Tables 4-8
-DATASET_TITLES = {
-    "ml-100k": "MovieLens 100K",
-    "ml-1m": "MovieLens 1M",
-    "yelp": "Yelp",
-    "digital-music": "Digital Music",
-    "pinterest": "Pinterest",
-}
-TABLE_NUMBER = {"ml-100k": 4, "ml-1m": 5, "yelp": 6, "digital-music": 7, "pinterest": 8}
+# The datasets' titles and the paper's table of each: declared with the datasets.
+DATASET_TITLES = {name: spec.title for name, spec in REGISTRY.items()}
+TABLE_NUMBER = {name: spec.table for name, spec in REGISTRY.items() if spec.table is not None}
 METRIC_COLUMNS = ["hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20"]
 
 

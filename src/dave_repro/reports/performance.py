@@ -6,6 +6,7 @@ bold and the best among the robust methods CDAE, APR and ACAE underlined, for ou
 the rows we have) and for the paper's (over the paper's full table, as it printed them). The
 sampled protocol is the paper's; the full-ranking version follows it. The last column is DAVE's
 paired difference in per-user NDCG@10 from each model, with its p-value (see significance.py).
+A smoke test's tables (is_evidence) say so and keep no p-value; one seed shows n = 1, no spread.
 """
 
 from __future__ import annotations
@@ -24,6 +25,45 @@ from .significance import HOW_SEEDS_COMBINE, REFERENCE, against_reference, forma
 METRICS = paper.METRIC_COLUMNS
 PROTOCOLS = ("sampled", "full")
 TEST_METRIC = "ndcg@10"
+EVIDENCE_PROFILE = "paper"
+
+
+def is_evidence(profile: str) -> bool:
+    """Whether a profile's results are evidence for or against the paper: only the ``paper``
+    profile's (the paper's models and settings, several seeds, trained to convergence). Any
+    other profile (e.g. ``quick``: one seed, epochs capped) is a smoke test of the pipeline; its
+    report and tables say so, judge no claim and quote no p-value."""
+    return profile == EVIDENCE_PROFILE
+
+
+def smoke_test_note(params: dict[str, Any], profile: str) -> str:
+    """The sentence a smoke test's report and tables open with: which profile, how many seeds,
+    how its training is capped, and that only the ``paper`` profile is evidence."""
+    prof = config.active_profile(params, profile)
+    seeds, train = prof["seeds"], prof["train"]
+    cap = f"training capped at {train['max_epochs']} epoch{'s' if train['max_epochs'] != 1 else ''}"
+    if train.get("max_train_pairs"):
+        cap += f" and {train['max_train_pairs']:,} training pairs per epoch"
+    ref = params["profiles"].get(EVIDENCE_PROFILE)
+    ref_txt = (
+        f" ({len(ref['seeds'])} seeds, up to {ref['train']['max_epochs']} epochs)" if ref else ""
+    )
+    return (
+        f"**Smoke test: these numbers are not evidence.** Profile `{profile}` ran "
+        f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}), "
+        f"{cap}. It shows that the pipeline runs end to end; only profile "
+        f"`{EVIDENCE_PROFILE}`{ref_txt} can support or contradict the paper."
+    )
+
+
+def spread_cell(mean: Any, std: Any, n: Any, tex: bool = False) -> str:
+    """``mean ± std`` over the seeds; ``mean (n = 1)`` where one seed leaves no spread (its std
+    is NaN, see dataset_table), so a single run never reads as a spread of zero."""
+    if mean is None or pd.isna(mean):
+        return "--" if tex else "–"
+    if std is None or pd.isna(std):
+        return f"{mean:.4f} ($n={n}$)" if tex else f"{mean:.4f} (n = {n})"
+    return f"{mean:.4f} $\\pm$ {std:.4f}" if tex else f"{mean:.4f} ± {std:.4f}"
 
 
 def _prefix(protocol: str) -> str:
@@ -81,6 +121,7 @@ def dataset_table(
 ) -> pd.DataFrame:
     agg = collect(params, dataset, profile, root)
     prof = config.active_profile(params, profile)
+    evidence = is_evidence(profile or params["profile"])
     models = paper.model_order(list(agg["models"]))
     marks = _paper_marks(dataset)
     rows = []
@@ -95,7 +136,9 @@ def dataset_table(
             block = res.get(proto) or {}
             for m in METRICS:
                 row[f"{_prefix(proto)}{m}_mean"] = block.get("mean", {}).get(m, np.nan)
-                row[f"{_prefix(proto)}{m}_std"] = block.get("std", {}).get(m, np.nan)
+                row[f"{_prefix(proto)}{m}_std"] = (  # one seed: no spread, not a zero one
+                    block.get("std", {}).get(m, np.nan) if block.get("n", 0) > 1 else np.nan
+                )
         for m in METRICS:
             pv = paper.paper_value(dataset, model, m)
             row[f"{m}_paper"] = np.nan if pv is None else pv
@@ -116,7 +159,9 @@ def dataset_table(
         tests = against_reference(root, dataset, seeds_of, proto, k=10)
         key = f"{p}dave_%s_{TEST_METRIC}"
         df[key % "diff"] = [tests.get(mo, {}).get("diff", np.nan) for mo in df["model"]]
-        df[key % "p"] = [tests.get(mo, {}).get("p", np.nan) for mo in df["model"]]
+        df[key % "p"] = [  # a smoke test's p-values are not evidence: none is kept
+            tests.get(mo, {}).get("p", np.nan) if evidence else np.nan for mo in df["model"]
+        ]
         df[key % "users"] = [tests.get(mo, {}).get("users", pd.NA) for mo in df["model"]]
         df[key % "users"] = df[key % "users"].astype("Int64")
     return df[columns()]
@@ -136,14 +181,17 @@ def _mark_md(text: str, bold: bool, under: bool) -> str:
     return f"**{text}**" if bold else text
 
 
-def _test_cell(r: pd.Series, p: str) -> str:
+def _test_cell(r: pd.Series, p: str, evidence: bool = True) -> str:
     if r["model"] == REFERENCE:
         return "(reference)"
     diff = r[f"{p}dave_diff_{TEST_METRIC}"]
     if pd.isna(diff):
         return "–"
+    users = int(r[f"{p}dave_users_{TEST_METRIC}"])
+    if not evidence:  # the difference and its users, no p-value
+        return f"{diff:+.4f} ({users} users)" if users else "no difference"
     pv = r[f"{p}dave_p_{TEST_METRIC}"]
-    return f"{diff:+.4f} ({format_p(pv)}; {int(r[f'{p}dave_users_{TEST_METRIC}'])} users)"
+    return f"{diff:+.4f} ({format_p(pv)}; {users} users)"
 
 
 def _header(extra: str) -> list[str]:
@@ -154,28 +202,44 @@ def _header(extra: str) -> list[str]:
     ]
 
 
-def table_markdown(df: pd.DataFrame, dataset: str, profile: str) -> str:
+def _one_seed(df: pd.DataFrame) -> bool:
+    return bool((df["seeds"] == 1).any())
+
+
+def table_markdown(df: pd.DataFrame, dataset: str, profile: str, note: str | None = None) -> str:
+    """Table ``number`` in Markdown. ``note``: the smoke-test sentence a profile other than
+    ``paper`` opens with (smoke_test_note; a shorter one when not given)."""
     title = paper.DATASET_TITLES.get(dataset, dataset)
     number = paper.TABLE_NUMBER.get(dataset)
     has_ref = (df["model"] == REFERENCE).any()
+    evidence = is_evidence(profile)
+    extra = "DAVE − model, NDCG@10 per user" + ("" if evidence else " (no p-values: smoke test)")
     lines = [
         f"# Table {number}: recommendation performance on {title} (ours beside the paper's)",
         "",
+    ]
+    if not evidence:
+        lines += [
+            note or f"**Smoke test: these numbers are not evidence** (profile `{profile}`).",
+            "",
+        ]
+    lines += [
         f"Profile `{profile}`. Each cell: **ours**, mean ± std over the seeds "
         "(sample standard deviation), then [the paper's value, ours − paper]. Bold: best per column; "
         "underlined: best among the robust methods CDAE, APR and ACAE (ours over the rows below, "
-        "the paper's as its own table marks them). Ties count for every tied row.",
+        "the paper's as its own table marks them). Ties count for every tied row."
+        + (" One seed has no spread: its cells show the mean and n = 1." if _one_seed(df) else ""),
         "",
         "## Sampled protocol (the paper's: the test item against its 99 fixed negatives)",
         "",
-        *_header("DAVE − model, NDCG@10 per user"),
+        *_header(extra),
     ]
     for _, r in df.iterrows():
         cells = []
         for m in METRICS:
             ours = (
                 _mark_md(
-                    f"{_num(r[f'{m}_mean'])} ± {_num(r[f'{m}_std'])}",
+                    spread_cell(r[f"{m}_mean"], r[f"{m}_std"], r["seeds"]),
                     r[f"{m}_best"],
                     r[f"{m}_best_robust"],
                 )
@@ -191,7 +255,9 @@ def table_markdown(df: pd.DataFrame, dataset: str, profile: str) -> str:
                 theirs = f"[{pv}, {r[f'{m}_diff']:+.4f}]"
             cells.append(f"{ours} {theirs}")
         lines.append(
-            f"| {r['name']} | {r['seeds']} | " + " | ".join(cells) + f" | {_test_cell(r, '')} |"
+            f"| {r['name']} | {r['seeds']} | "
+            + " | ".join(cells)
+            + f" | {_test_cell(r, '', evidence)} |"
         )
     lines += [
         "",
@@ -199,12 +265,12 @@ def table_markdown(df: pd.DataFrame, dataset: str, profile: str) -> str:
         "",
         "Not in the paper (P§3): sampled metrics can rank models differently (Krichene & Rendle, 2020).",
         "",
-        *_header("DAVE − model, NDCG@10 per user"),
+        *_header(extra),
     ]
     for _, r in df.iterrows():
         cells = [
             _mark_md(
-                f"{_num(r[f'full_{m}_mean'])} ± {_num(r[f'full_{m}_std'])}",
+                spread_cell(r[f"full_{m}_mean"], r[f"full_{m}_std"], r["seeds"]),
                 r[f"full_{m}_best"],
                 r[f"full_{m}_best_robust"],
             )
@@ -215,13 +281,20 @@ def table_markdown(df: pd.DataFrame, dataset: str, profile: str) -> str:
         lines.append(
             f"| {r['name']} | {r['seeds']} | "
             + " | ".join(cells)
-            + f" | {_test_cell(r, 'full_')} |"
+            + f" | {_test_cell(r, 'full_', evidence)} |"
         )
     lines += ["", "## Notes", ""]
-    if has_ref:
+    if has_ref and evidence:
         lines.append(
             f"* Last column: DAVE's paired difference from each model in per-user NDCG@10: "
             f"{HOW_SEEDS_COMBINE}. Positive: DAVE is better."
+        )
+    elif has_ref:
+        lines.append(
+            "* Last column: DAVE's mean difference from each model in per-user NDCG@10 (averaged "
+            "over the model's seeds) and the users where it is not zero. Positive: DAVE is better. "
+            f"No p-value: profile `{profile}` is a smoke test, and a test of its numbers is not "
+            "evidence."
         )
     else:
         lines.append("* DAVE is not among these runs, so no paired tests against it.")
@@ -242,7 +315,16 @@ def _mark_tex(text: str, bold: bool, under: bool) -> str:
 def table_latex(df: pd.DataFrame, dataset: str, profile: str) -> str:
     title = paper.DATASET_TITLES.get(dataset, dataset)
     number = paper.TABLE_NUMBER.get(dataset)
-    head = " & ".join(["Model", *[m.upper() for m in METRICS], r"$\Delta$NDCG@10 ($p$)"]) + r" \\"
+    evidence = is_evidence(profile)
+    last = r"$\Delta$NDCG@10 ($p$)" if evidence else r"$\Delta$NDCG@10 (users)"
+    head = " & ".join(["Model", *[m.upper() for m in METRICS], last]) + r" \\"
+    last_txt = (
+        r"Last column: DAVE minus the model in per-user NDCG@10 (Wilcoxon signed-rank)."
+        if evidence
+        else r"Last column: DAVE minus the model in per-user NDCG@10 (the users where they "
+        f"differ). Smoke test (profile \\texttt{{{profile}}}): these numbers are not evidence; "
+        r"no $p$-values."
+    ) + (r" One seed has no spread ($n=1$)." if _one_seed(df) else "")
     out = []
     for proto, caption in (
         ("sampled", "sampled protocol (99 fixed negatives)"),
@@ -253,7 +335,7 @@ def table_latex(df: pd.DataFrame, dataset: str, profile: str) -> str:
         for _, r in df.iterrows():
             cells = [
                 _mark_tex(
-                    f"{_num(r[f'{p}{m}_mean'])} $\\pm$ {_num(r[f'{p}{m}_std'])}",
+                    spread_cell(r[f"{p}{m}_mean"], r[f"{p}{m}_std"], r["seeds"], tex=True),
                     r[f"{p}{m}_best"],
                     r[f"{p}{m}_best_robust"],
                 )
@@ -261,7 +343,7 @@ def table_latex(df: pd.DataFrame, dataset: str, profile: str) -> str:
                 else "--"
                 for m in METRICS
             ]
-            test = _test_cell(r, p).replace("p < ", "$p<$").replace("p = ", "$p=$")
+            test = _test_cell(r, p, evidence).replace("p < ", "$p<$").replace("p = ", "$p=$")
             body.append(" & ".join([r["name"], *cells, test]) + r" \\")
             if proto == "sampled" and not pd.isna(r[f"{METRICS[0]}_paper"]):
                 paper_cells = [
@@ -280,7 +362,8 @@ def table_latex(df: pd.DataFrame, dataset: str, profile: str) -> str:
             r"\centering",
             f"\\caption{{Table {number} (reproduced): {title}, {caption}; profile \\texttt{{{profile}}}, "
             r"mean $\pm$ std over seeds. Bold: best per column; underlined: best among CDAE, APR, ACAE. "
-            r"Last column: DAVE minus the model in per-user NDCG@10 (Wilcoxon signed-rank).}",
+            + last_txt
+            + "}",
             f"\\label{{tab:{dataset}-{proto}}}",
             r"\resizebox{\textwidth}{!}{%",
             r"\begin{tabular}{l" + "c" * len(METRICS) + "l}",

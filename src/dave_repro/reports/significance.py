@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import DataFormatError
 from ..evaluation.metrics import per_user_ndcg
+from ..layout import run_dir
 
 REFERENCE = "dave"
 RANK_COLUMNS = {"sampled": "rank_sampled", "full": "rank_full"}
@@ -57,13 +58,13 @@ def user_ndcg(
     col = RANK_COLUMNS[protocol]
     per_seed = []
     for seed in seeds:
-        df = read_ranks(root / "runs" / dataset / model / f"seed-{seed}" / "ranks.parquet")
+        df = read_ranks(run_dir(dataset, model, seed, root) / "ranks.parquet")
         if col not in df.columns:
             return None
         per_seed.append(per_user_ndcg(df[col].to_numpy(), k))
     if len({a.size for a in per_seed}) > 1:
         raise DataFormatError(
-            root / "runs" / dataset / model, "seeds disagree on the number of users"
+            run_dir(dataset, model, seed, root).parent, "seeds disagree on the number of users"
         )
     return np.mean(per_seed, axis=0)
 

@@ -12,28 +12,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import atomic, config
+from .. import atomic, config, layout
 from ..errors import DataFormatError
-from ..studies import (
-    noise_jobs,
-    noise_path,
-    readings_points,
-    readings_profile,
-    sweep_points,
-    tsne_jobs,
-    tsne_path,
-)
+from ..layout import RESULTS, noise_path, summary_paths, tsne_path
+from ..plan import noise_jobs, readings_points, readings_profile, sweep_points, tsne_jobs
 from . import paper
 
-RESULTS = Path("results")
-KINDS = ("noise", "tsne", "sweeps", "readings")
+KINDS = layout.STUDY_KINDS
 NOISE_KEYS = ["model", "name", "mode", "group", "level"]
 SWEEP_METRICS = ("hr@10", "ndcg@10")
-
-
-def summary_paths(kind: str, dataset: str, root: Path = RESULTS) -> tuple[Path, Path]:
-    base = root / kind / dataset
-    return base.with_suffix(".csv"), base.with_suffix(".json")
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -332,7 +319,7 @@ def write_summary(
     table = build(params, dataset, root)
     if kind in ("sweeps", "readings"):
         # DVC tracks this directory; a study that reuses only main runs leaves it empty
-        (root / "sweep-runs" / dataset).mkdir(parents=True, exist_ok=True)
+        layout.sweep_runs_root(dataset, root).mkdir(parents=True, exist_ok=True)
     csv, js = summary_paths(kind, dataset, root)
     with atomic.atomic_path(csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")

@@ -8,10 +8,18 @@ from typing import Any
 
 import pandas as pd
 
-from .. import atomic, config
+from .. import atomic, config, layout
 from ..data import registry
 from . import paper
 from .aggregate import collect
+from .performance import (
+    dataset_table,
+    is_evidence,
+    smoke_test_note,
+    spread_cell,
+    table_latex,
+    table_markdown,
+)
 
 TABLES = Path("results") / "tables"
 
@@ -47,7 +55,10 @@ def _availability(dataset: str) -> str:
     ]
     if complete:
         return f"the mirror holds source form(s): {', '.join(complete)}"
-    return f"its source files are not in the mirror ({root}): the mirror holds no complete form"
+    return (
+        f"its source files are not in the mirror (${MIRROR_ENV}/{dataset}): "
+        "the mirror holds no complete form"
+    )
 
 
 def _difference_note(ds: str, ours: dict[str, Any], theirs: pd.Series) -> str:
@@ -84,17 +95,22 @@ def _difference_note(ds: str, ours: dict[str, Any], theirs: pd.Series) -> str:
 def datasets_table(params: dict[str, Any], root: Path = Path("data")) -> pd.DataFrame:
     stats = paper.dataset_stats().set_index("dataset")
     rows = []
-    for ds in config.DATASETS:
-        theirs = stats.loc[ds]
+    # every dataset of the paper's Table 2, and any other selected one (no paper row to compare)
+    for ds in [*stats.index, *(d for d in params["datasets"] if d not in stats.index)]:
+        if ds not in config.DATASETS:
+            continue
+        in_paper = ds in stats.index
+        theirs = stats.loc[ds] if in_paper else None
         row: dict[str, Any] = {
             "dataset": ds,
             "title": paper.DATASET_TITLES[ds],
-            "paper_interactions": int(theirs["interactions"]),
-            "paper_items": int(theirs["items"]),
-            "paper_users": int(theirs["users"]),
-            "paper_sparsity": float(theirs["sparsity"]),
+            **{
+                f"paper_{k}": (int(theirs[k]) if theirs is not None else None)
+                for k in ("interactions", "items", "users")
+            },
+            "paper_sparsity": float(theirs["sparsity"]) if theirs is not None else None,
         }
-        path = root / "processed" / ds / "stats.json"
+        path = layout.stats_path(ds, root)
         if ds in params["datasets"] and path.is_file():
             ours = json.loads(path.read_text())
             row.update(
@@ -102,12 +118,17 @@ def datasets_table(params: dict[str, Any], root: Path = Path("data")) -> pd.Data
                 items=ours["items"],
                 users=ours["users"],
                 sparsity=round(ours["sparsity"], 4),
-                diff_interactions=ours["interactions"] - row["paper_interactions"],
-                diff_items=ours["items"] - row["paper_items"],
-                diff_users=ours["users"] - row["paper_users"],
                 source_form=ours.get("source", {}).get("form"),
-                note=_difference_note(ds, ours, theirs),
             )
+            if theirs is not None:
+                row.update(
+                    diff_interactions=ours["interactions"] - row["paper_interactions"],
+                    diff_items=ours["items"] - row["paper_items"],
+                    diff_users=ours["users"] - row["paper_users"],
+                    note=_difference_note(ds, ours, theirs),
+                )
+            else:
+                row["note"] = "not a dataset of the paper (no published statistics to compare)."
         elif ds in params["datasets"]:
             row["note"] = "selected but not built yet (run the data stages)."
         else:
@@ -169,25 +190,32 @@ def summary_frame(
                 for metric in paper.METRIC_COLUMNS:
                     if block and metric in block["mean"]:
                         row[f"{proto}_{metric}_mean"] = block["mean"][metric]
-                        row[f"{proto}_{metric}_std"] = block["std"][metric]
+                        row[f"{proto}_{metric}_std"] = (  # one seed: no spread, not a zero one
+                            block["std"][metric] if block["n"] > 1 else float("nan")
+                        )
             for metric in paper.METRIC_COLUMNS:
                 row[f"paper_{metric}"] = paper.paper_value(ds, model, metric)
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _pm(mean: Any, std: Any) -> str:
-    if mean is None or pd.isna(mean):
-        return "–"
-    return f"{mean:.4f} ± {std:.4f}"
-
-
-def summary_markdown(df: pd.DataFrame, profile: str) -> str:
-    lines = [
-        f"# Summary: every run of profile `{profile}`, mean ± std over seeds",
-        "",
+def summary_markdown(df: pd.DataFrame, profile: str, note: str | None = None) -> str:
+    """The summary in Markdown. ``note``: the smoke-test sentence a profile other than ``paper``
+    opens with (smoke_test_note; a shorter one when not given)."""
+    lines = [f"# Summary: every run of profile `{profile}`, mean ± std over seeds", ""]
+    if not is_evidence(profile):
+        lines += [
+            note or f"**Smoke test: these numbers are not evidence** (profile `{profile}`).",
+            "",
+        ]
+    lines += [
         "Sampled protocol (the held-out item against its 99 fixed negatives, pessimistic ties);",
-        "the paper's value in brackets. Full-ranking results follow below.",
+        "the paper's value in brackets. Full-ranking results follow below."
+        + (
+            " One seed has no spread: its cells show the mean and n = 1."
+            if len(df) and (df["seeds"] == 1).any()
+            else ""
+        ),
         "",
     ]
     cols = paper.METRIC_COLUMNS
@@ -203,7 +231,10 @@ def summary_markdown(df: pd.DataFrame, profile: str) -> str:
         for c in cols:
             pv = r.get(f"paper_{c}")
             paper_txt = f" [{pv:.4f}]" if pv is not None and not pd.isna(pv) else ""
-            cells.append(_pm(r.get(f"sampled_{c}_mean"), r.get(f"sampled_{c}_std")) + paper_txt)
+            cells.append(
+                spread_cell(r.get(f"sampled_{c}_mean"), r.get(f"sampled_{c}_std"), r["seeds"])
+                + paper_txt
+            )
         lines.append(f"| {r['dataset']} | {r['name']} | {r['seeds']} | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -213,7 +244,9 @@ def summary_markdown(df: pd.DataFrame, profile: str) -> str:
         sep,
     ]
     for _, r in df.iterrows():
-        cells = [_pm(r.get(f"full_{c}_mean"), r.get(f"full_{c}_std")) for c in cols]
+        cells = [
+            spread_cell(r.get(f"full_{c}_mean"), r.get(f"full_{c}_std"), r["seeds"]) for c in cols
+        ]
         lines.append(f"| {r['dataset']} | {r['name']} | {r['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -225,9 +258,8 @@ def write_tables(
     root: Path = Path("results"),
 ) -> list[Path]:
     """Render every table into ``out`` (replaced as a whole): Table 2, the summary, Tables 4-8."""
-    from .performance import dataset_table, table_latex, table_markdown
-
     prof = profile or params["profile"]
+    note = None if is_evidence(prof) else smoke_test_note(params, prof)
     ds = datasets_table(params)
     summary = summary_frame(params, prof, root)
     per_dataset = {d: dataset_table(params, d, prof, root) for d in params["datasets"]}
@@ -235,10 +267,10 @@ def write_tables(
         ds.to_csv(tmp / "datasets.csv", index=False)
         (tmp / "datasets.md").write_text(datasets_markdown(ds))
         summary.to_csv(tmp / "summary.csv", index=False, float_format="%.6f")
-        (tmp / "summary.md").write_text(summary_markdown(summary, prof))
+        (tmp / "summary.md").write_text(summary_markdown(summary, prof, note))
         for d, table in per_dataset.items():
             table.to_csv(tmp / f"table-{d}.csv", index=False, float_format="%.6g")
-            (tmp / f"table-{d}.md").write_text(table_markdown(table, d, prof))
+            (tmp / f"table-{d}.md").write_text(table_markdown(table, d, prof, note))
             (tmp / f"table-{d}.tex").write_text(table_latex(table, d, prof))
         names = sorted(p.name for p in tmp.iterdir())
     return [out / n for n in names]

@@ -81,7 +81,3 @@ def pair_batches(
     y = torch.from_numpy(labels).to(device)
     for s in range(0, users.size, batch_size):
         yield PairBatch(u[s : s + batch_size], i[s : s + batch_size], y[s : s + batch_size])
-
-
-def n_batches(n_pairs: int, batch_size: int) -> int:
-    return -(-n_pairs // batch_size)

@@ -1,48 +1,37 @@
-"""The studies of Section 4.2 beyond Tables 4-8, as jobs: noise (P§4), t-SNE (P§5), sweeps (P§6).
+"""Which jobs exist, decided once from params.yaml for both engines, the stages and the reports.
 
-Which jobs exist is decided here from params.yaml, for both engines and the reports alike:
+* the main grid: every (dataset, model, seed) of the selected profile;
+* noise (P§4): every run of the profile whose dataset is in ``noise.datasets`` and whose model
+  is in ``noise.models`` and reads interaction vectors (others cannot be corrupted);
+* t-SNE (P§5): the runs of the profile's first seed of ``tsne.models`` on ``tsne.datasets``;
+* sweeps (P§6): one training per grid value of ``sweeps.grid`` and sweep seed. A point whose
+  resolved configuration equals another's is trained once (``default``), and one that equals a
+  run of the main grid *is* that run: nothing is trained twice;
+* readings (docs/models.md): every named reading of DAVE's open points and every baseline's
+  tuning point, selected on validation; the same reuse of main-grid runs.
 
-* noise: every (dataset, model, seed) of the profile whose dataset is in ``noise.datasets`` and
-  whose model is in ``noise.models`` and reads interaction vectors (others cannot be corrupted);
-* t-SNE: the runs of the profile's first seed of ``tsne.models`` on ``tsne.datasets``;
-* sweeps: one training per grid value of ``sweeps.grid`` and sweep seed, on every selected
-  dataset. A point whose resolved configuration equals another's is trained once (``default``),
-  and one that equals a run of the main grid *is* that run: nothing is trained twice.
-
-Each job is a content-addressed stage (:class:`~dave_repro.provenance.StageRun`) reading a
-trained run; none of them writes into the main grid's run directories.
+Each job's artifacts are placed by :mod:`.layout`; the stages that make them are in
+:mod:`.stages`. Nothing here runs anything or imports torch.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import atomic, config
+from . import config, layout
 from .errors import ConfigError
-from .locks import artifact_lock
+from .layout import run_dir, sweep_run_dir
 from .models.specs import READS_INTERACTION_VECTORS
-from .provenance import StageRun
-from .runs import (
-    EVAL_INPUTS,
-    RESULTS,
-    data_dir,
-    load_run,
-    run_dir,
-    sweep_run_dir,
-    train_params,
-    train_stage,
-)
-
-log = logging.getLogger(__name__)
 
 Job = tuple[str, str, int]
 
 
-# ---------------------------------------------------------------------------------------------
-# Which jobs
+def grid(params: dict[str, Any], profile: str | None = None) -> list[Job]:
+    """Every (dataset, model, seed) job of the selected profile, in a stable order."""
+    prof = config.active_profile(params, profile)
+    return [(d, m, s) for d in params["datasets"] for m in prof["models"] for s in prof["seeds"]]
 
 
 def noise_jobs(params: dict[str, Any], profile: str | None = None) -> list[Job]:
@@ -85,15 +74,6 @@ def noise_settings(params: dict[str, Any]) -> dict[str, Any]:
 
 def tsne_settings(params: dict[str, Any]) -> dict[str, Any]:
     return {k: params["tsne"][k] for k in ("clusters", "perplexity", "seed")}
-
-
-def noise_path(dataset: str, model: str, seed: int, root: Path = RESULTS) -> Path:
-    return root / "noise" / dataset / f"{model}-seed-{seed}.csv"
-
-
-def tsne_path(dataset: str, model: str, seed: int, root: Path = RESULTS) -> Path:
-    """Coordinates (``.parquet``); the silhouette of every k sits beside them (``.csv``)."""
-    return root / "tsne" / dataset / f"{model}-seed-{seed}.parquet"
 
 
 @dataclass(frozen=True)
@@ -301,7 +281,7 @@ def sweep_points(params: dict[str, Any], dataset: str) -> list[SweepPoint]:
 
 def sweep_runs(params: dict[str, Any], dataset: str) -> list[tuple[str, int]]:
     """The (point, seed) trainings the sweeps need beyond the main grid, each once."""
-    main = RESULTS / "runs"
+    main = layout.RESULTS / "runs"
     seen = {
         (p.point, p.seed): None for p in sweep_points(params, dataset) if main not in p.rd.parents
     }
@@ -309,156 +289,51 @@ def sweep_runs(params: dict[str, Any], dataset: str) -> list[tuple[str, int]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Stages
+# Targets: the files each engine asks for
 
 
-def noise_stage(
-    job: dict[str, Any],
-    params: dict[str, Any],
-    *,
-    device: str | None = None,
-    threads: int | None = None,
-    force: bool = False,
-) -> bool:
-    from .noise import noise_curve
-
-    ds, model, seed = job["dataset"], job["model"], job["seed"]
-    if job["family"] not in READS_INTERACTION_VECTORS:
-        raise ConfigError(
-            [
-                f"noise: model {model} (family {job['family']}) does not read interaction "
-                "vectors, so corrupting them cannot change its predictions"
-            ]
-        )
-    rd, out = run_dir(ds, model, seed), noise_path(ds, model, seed)
-    study = noise_settings(params)
-    inputs = [rd / "model.pt", rd / "train.json", *(data_dir(ds) / f for f in EVAL_INPUTS)]
-    with artifact_lock(f"noise/{ds}/{model}/seed-{seed}"):
-        run = StageRun(
-            "noise",
-            out.with_suffix(".manifest.json"),
-            inputs=inputs,
-            outputs=[out],
-            params={**train_params(job), "noise": study},
-            family=job["family"],
-        )
-        if not force and run.up_to_date():
-            log.info("noise: up to date")
-            return False
-        split, net, dev = load_run(job, params, rd, device=device, threads=threads)
-        curve = noise_curve(net, split, study, seed, job["evaluation"]["ks"])
-        with atomic.atomic_path(out) as tmp:
-            curve.to_csv(tmp, index=False, float_format="%.6f")
-        run.finish(extra={"dataset": ds, "model": model, "seed": seed}, device=str(dev))
-        first, last = curve.iloc[0], curve.iloc[-1]
-        log.info(
-            "noise (%s): HR@10 %.4f at level %s, %.4f at level %s",
-            study["mode"],
-            first["hr@10"],
-            first["level"],
-            last["hr@10"],
-            last["level"],
-        )
-        return True
+def run_targets(params: dict[str, Any], filename: str, dataset: str | None = None) -> list[str]:
+    return [
+        (run_dir(d, m, s) / filename).as_posix()
+        for d, m, s in grid(params)
+        if dataset is None or d == dataset
+    ]
 
 
-def tsne_stage(
-    job: dict[str, Any],
-    params: dict[str, Any],
-    *,
-    device: str | None = None,
-    threads: int | None = None,
-    force: bool = False,
-) -> bool:
-    from .tsne import embedding_map
-
-    ds, model, seed = job["dataset"], job["model"], job["seed"]
-    if job["family"] != "dave":
-        raise ConfigError(
-            [f"tsne: model {model} (family {job['family']}) has no posterior [mu, sigma]"]
-        )
-    rd, coords = run_dir(ds, model, seed), tsne_path(ds, model, seed)
-    scores = coords.with_suffix(".csv")
-    study = tsne_settings(params)
-    inputs = [rd / "model.pt", rd / "train.json", data_dir(ds) / "train_csr.npz"]
-    with artifact_lock(f"tsne/{ds}/{model}/seed-{seed}"):
-        run = StageRun(
-            "tsne",
-            coords.with_suffix(".manifest.json"),
-            inputs=inputs,
-            outputs=[coords, scores],
-            params={**train_params(job), "tsne": study},
-            family=job["family"],
-        )
-        if not force and run.up_to_date():
-            log.info("tsne: up to date")
-            return False
-        _, net, dev = load_run(job, params, rd, device=device, threads=threads)
-        xy, table = embedding_map(net, study)
-        with atomic.atomic_path(coords) as tmp:
-            xy.to_parquet(tmp, index=False)
-        with atomic.atomic_path(scores) as tmp:
-            table.to_csv(tmp, index=False, float_format="%.6f")
-        run.finish(extra={"dataset": ds, "model": model, "seed": seed}, device=str(dev))
-        best = table[table["best"]]
-        log.info(
-            "tsne: best silhouette %s",
-            ", ".join(f"{r.side}s {r.silhouette:.3f} (k={r.k})" for r in best.itertuples()),
-        )
-        return True
+def noise_targets(params: dict[str, Any], dataset: str) -> list[str]:
+    return [layout.noise_path(d, m, s).as_posix() for d, m, s in noise_jobs(params) if d == dataset]
 
 
-def sweep_stage(
-    params: dict[str, Any],
-    dataset: str,
-    point: str,
-    seed: int,
-    *,
-    model: str | None = None,
-    device: str | None = None,
-    threads: int | None = None,
-    force: bool = False,
-) -> bool:
-    """Train one sweep point (or reading) into its own directory (trained on validation)."""
-    job, rd = point_run(params, dataset, point, seed, model)
-    return train_stage(job, params, device=device, threads=threads, force=force, rd=rd)
+def tsne_targets(params: dict[str, Any], dataset: str) -> list[str]:
+    return [layout.tsne_path(d, m, s).as_posix() for d, m, s in tsne_jobs(params) if d == dataset]
 
 
-def point_evaluate_stage(
-    params: dict[str, Any],
-    dataset: str,
-    point: str,
-    seed: int,
-    *,
-    model: str,
-    device: str | None = None,
-    threads: int | None = None,
-    force: bool = False,
-) -> bool:
-    """Evaluate one readings point on test: numbers for the report, never for the selection."""
-    from .runs import evaluate_stage
-
-    if not is_study_point(point):
-        raise ConfigError([f"point {point}: only the readings study's points are evaluated"])
-    job, rd = point_run(params, dataset, point, seed, model)
-    return evaluate_stage(job, params, device=device, threads=threads, force=force, rd=rd)
+def sweep_targets(params: dict[str, Any], dataset: str) -> list[str]:
+    """train.json of every sweep point (main-grid runs where a point is one of them)."""
+    return sorted({(p.rd / "train.json").as_posix() for p in sweep_points(params, dataset)})
 
 
-def point_run(
-    params: dict[str, Any], dataset: str, point: str, seed: int, model: str | None
-) -> tuple[dict[str, Any], Path]:
-    """The configuration of a sweep or readings point and the directory of its run."""
-    job = sweep_job(params, dataset, point, seed, model)
-    if is_study_point(point):
-        match: list[Any] = [
-            p
+def readings_targets(params: dict[str, Any], dataset: str) -> list[str]:
+    """train.json (validation, the selection) and metrics.json (test, the report) of every
+    readings point (main-grid runs where a point is one of them)."""
+    return sorted(
+        {
+            (p.rd / name).as_posix()
             for p in readings_points(params, dataset)
-            if (p.model, p.point, p.seed) == (job["model"], point, seed)
-        ]
-        where = "readings (grid, tuning, seeds, datasets)"
-    else:
-        match = [p for p in sweep_points(params, dataset) if p.point == point and p.seed == seed]
-        where = "sweeps.grid / sweeps.seeds"
-    if not match:
-        raise ConfigError([f"point {point} seed {seed} of {dataset} is not in {where}"])
-    return job, match[0].rd
+            for name in ("train.json", "metrics.json")
+        }
+    )
+
+
+def trainings(params: dict[str, Any], profile: str | None = None) -> dict[str, int]:
+    """How many trainings the selected profile runs: the grid, and the studies' own points
+    beyond it (what ``dave check-params`` announces)."""
+    p = params if profile is None else {**params, "profile": profile}
+    sweeps = sum(len(sweep_runs(p, d)) for d in p["datasets"])
+    readings = sum(
+        1
+        for d in p["datasets"]
+        for pt in readings_points(p, d)
+        if not layout.is_under(pt.rd, layout.RESULTS / "runs")
+    )
+    return {"grid": len(grid(p)), "sweeps": sweeps, "readings": readings}
