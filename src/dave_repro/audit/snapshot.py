@@ -34,6 +34,15 @@ class Yaml12Loader(yaml.SafeLoader):
     which prints 3e-05 (no dot), a string to YAML 1.1's resolver but the float DVC read."""
 
 
+def _load_yaml12(text: bytes) -> Any:
+    """``yaml.safe_load`` with :class:`Yaml12Loader` (a SafeLoader: no object construction)."""
+    loader = Yaml12Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
@@ -204,7 +213,7 @@ class Snapshot:
                 "committed there (run `dvc repro`, then commit dvc.lock)"
             )
         try:
-            self.lock = yaml.load(self.commit.read("dvc.lock"), Loader=Yaml12Loader) or {}
+            self.lock = _load_yaml12(self.commit.read("dvc.lock")) or {}
         except yaml.YAMLError as exc:
             raise AuditInputError(f"dvc.lock of {self.sha[:12]} is not valid YAML: {exc}") from None
         self.stages: dict[str, dict[str, Any]] = self.lock.get("stages", {}) or {}
