@@ -54,13 +54,18 @@ def study_key(params: dict[str, Any], stage: str, dataset: str, model: str, seed
 def sweep_key(
     params: dict[str, Any], dataset: str, point: str, seed: int | str, model: str | None = None
 ) -> str:
-    return run_key("train", plan.sweep_job(params, dataset, point, int(seed), model))
+    return point_key(params, "train", dataset, point, seed, model)
 
 
 def point_key(
-    params: dict[str, Any], stage: str, dataset: str, point: str, seed: int | str, model: str
+    params: dict[str, Any],
+    stage: str,
+    dataset: str,
+    point: str,
+    seed: int | str,
+    model: str | None = None,
 ) -> str:
-    """The key of a readings point's train or evaluate stage."""
+    """The key of a sweep or readings point's train or evaluate stage."""
     return run_key(stage, plan.sweep_job(params, dataset, point, int(seed), model))
 
 

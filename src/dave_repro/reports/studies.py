@@ -17,6 +17,7 @@ from ..errors import DataFormatError
 from ..layout import RESULTS, noise_path, summary_paths, tsne_path
 from ..plan import noise_jobs, readings_points, readings_profile, sweep_points, tsne_jobs
 from . import paper
+from .aggregate import read_metrics
 
 KINDS = layout.STUDY_KINDS
 NOISE_KEYS = ["model", "name", "mode", "group", "level"]
@@ -216,13 +217,7 @@ def select_readings(valid: pd.DataFrame, metric: str) -> dict[str, str]:
 
 
 def _test_metrics(path: Path) -> dict[str, float]:
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataFormatError(path, "missing (evaluate the readings point first)") from None
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(path, f"not valid JSON ({exc})") from None
-    sampled = info.get("sampled", {})
+    sampled = read_metrics(path)["sampled"]  # the run's metrics.json, schema-checked
     return {f"test_{m}": sampled.get(m, np.nan) for m in SWEEP_METRICS}
 
 
