@@ -4,9 +4,13 @@ the code: the import closure of each stage, normalised so that formatting does n
 from __future__ import annotations
 
 import ast
+import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from dave_repro import codehash, dvcdeps, provenance
@@ -156,3 +160,63 @@ def test_dvc_yaml_deps_are_the_stages_import_closures():
         assert src == sorted(dvcdeps.deps(name)), f"dvc.yaml stage {name}: {src}"
         for dep in src:
             assert (REPO / dep).exists(), dep
+
+
+# -- one declaration per model family, in its own module, read without importing it ------------
+
+
+def test_family_declarations_are_read_without_importing_torch():
+    code = (
+        "import sys; from dave_repro import config; from dave_repro.models import specs; "
+        "assert specs.FAMILIES and 'torch' not in sys.modules, sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_each_declaration_read_from_source_is_the_one_its_module_builds():
+    import importlib
+
+    from dave_repro.models import specs
+
+    for name, fam in specs.FAMILIES.items():
+        module = importlib.import_module(f"dave_repro.models.{fam.module}")
+        assert dataclasses.replace(module.FAMILY, module=fam.module) == fam, name
+        assert issubclass(getattr(module, fam.cls), torch.nn.Module), name
+
+
+def _models_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "models"
+    root.mkdir()
+    for path in (PKG / "models").glob("*.py"):
+        (root / path.name).write_bytes(path.read_bytes())
+    return root
+
+
+def test_a_declaration_that_needs_the_module_is_a_clear_error(tmp_path):
+    from dave_repro.models import specs
+
+    root = _models_copy(tmp_path)
+    (root / "toy.py").write_text(
+        "from torch import nn\nfrom .specs import Family, Map\n"
+        "FAMILY = Family(name='toy', schema=Map({'act': nn.ReLU}), cls='Toy', "
+        "reads_vectors=False, models={'toy': 'Toy'})\n"
+    )
+    with pytest.raises(DaveError, match=r"models/toy.py: its FAMILY declaration cannot be read"):
+        specs.declarations(root)
+
+
+def test_a_model_name_declared_twice_is_an_error(tmp_path):
+    from dave_repro.models import specs
+
+    root = _models_copy(tmp_path)
+    (root / "toy.py").write_text(
+        "from .specs import Family, Map\n"
+        "FAMILY = Family(name='toy', schema=Map({}), cls='Toy', reads_vectors=False, "
+        "models={'neumf': 'Toy'})\n"
+    )
+    with pytest.raises(DaveError, match="model name 'neumf' is declared by families"):
+        specs.declarations(root)
+    (root / "toy.py").write_text((root / "toy.py").read_text().replace("'neumf'", "'toy'"))
+    found = specs.declarations(root)
+    assert list(found)[-2:] == ["toy", "itempop"]  # after the paper's rows, before our floor
+    assert found["toy"].module == "toy" and found["toy"].params_schema.fields["family"]

@@ -1,7 +1,8 @@
 """`dave audit` on a tiny generated project run by DVC end to end: a committed result passes, a
 changed byte is named, re-executed stages match (data byte for byte, CPU training exactly), a
-stale commit is reported precisely, and a fresh clone after `dvc pull` audits clean and has
-nothing to reproduce."""
+stale commit is reported precisely, the studies, figures and report are traced like the runs,
+a stage that never ran and a dirty working tree are named, and a fresh clone after `dvc pull`
+audits clean and has nothing to reproduce."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ from conftest import REPO, tiny_params
 from test_pipeline import digest, make_project, sh
 
 from dave_repro.audit.diff import describe
+from dave_repro.audit.rerun import select
 from dave_repro.audit.snapshot import dir_md5
+from dave_repro.audit.verify import Run
 from dave_repro.config import load_params
 from dave_repro.data import synthetic
+from dave_repro.errors import DaveError
 
 SPLIT_OUTPUTS = (
     "negatives_test.parquet",
@@ -37,9 +41,8 @@ def project(tmp_path_factory):
     """A committed project whose pipeline ran (dvc repro) and was pushed to a local remote."""
     tmp = tmp_path_factory.mktemp("audit")
     sums = synthetic.write_mirror(tmp / "mirror", "ml-100k", n_users=60, n_items=200)
-    p = tiny_params(
-        load_params(REPO / "params.yaml"), sums, epochs=1, models=["dave", "itempop"], studies=False
-    )
+    p = tiny_params(load_params(REPO / "params.yaml"), sums, epochs=1, models=["dave", "itempop"])
+    p["sweeps"]["grid"]["embedding_dim"] = [8, 16]  # 16: a sweep point with its own run
     root = make_project(tmp / "proj", p)
     for name in (".gitignore", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
@@ -72,10 +75,12 @@ def test_audit_head_passes_and_traces_every_result(project):
     assert sorted({r["manifest"]["stage"] for r in runs.values()}) == [
         "download",
         "evaluate",
+        "noise",
         "preprocess",
         "report",
         "split",
         "train",
+        "tsne",
     ]
     # every result, tables included, traces back to the raw download
     expected = {
@@ -119,6 +124,7 @@ def test_rerun_cpu_training_and_evaluation_give_identical_results(project):
     root, env = project
     rc, out = audit(root, env, "HEAD", "--rerun", "train@ml-100k/dave/0")
     assert rc == 0, out
+    assert out.count("Re-run of") == 1, out  # the main run only, not the sweep point's
     assert "Re-run of" in out and "train ml-100k/dave/seed-0" in out
     assert "results/runs/ml-100k/dave/seed-0/model.pt" in out and "DIFFERS" not in out
     rc, out = audit(root, env, "HEAD", "--rerun", "evaluate@ml-100k/itempop")
@@ -203,7 +209,194 @@ def test_fresh_clone_after_dvc_pull_audits_clean_with_nothing_to_reproduce(proje
     assert sh(clone, "git", "status", "--porcelain").stdout == ""
 
 
+NOISE_CSV = "results/noise/ml-100k/dave-seed-0.csv"  # a study job's output, committed to git
+SWEEP_POINT = "results/sweep-runs/ml-100k/dave/embedding_dim-16/seed-0"
+
+
+def test_rerun_of_a_sweep_point_address_reruns_that_run_only(project):
+    root, env = project
+    rc, out = audit(root, env, "HEAD", "--rerun", "train@ml-100k/dave/embedding_dim-16/0")
+    assert rc == 0, out
+    assert out.count("Re-run of") == 1, out
+    assert "Re-run of [" in out and "train ml-100k/dave/embedding_dim-16/seed-0" in out
+    assert f"{SWEEP_POINT}/model.pt" in out and "DIFFERS" not in out
+    rc, out = audit(root, env, "HEAD", "--rerun", "train@ml-100k/dave/embedding_dim-32/0")
+    assert rc != 0
+    assert "no train run of this commit has that address" in out
+    assert "train@ml-100k/dave/0" in out and "train@ml-100k/dave/embedding_dim-16/0" in out
+
+
+def test_studies_figures_and_report_are_traced_and_verified(project):
+    root, env = project
+    rc, out = audit(root, env, "HEAD", "--json", "audit.json")
+    assert rc == 0, out
+    rep = json.loads((root / "audit.json").read_text())
+    stage = {r["id"]: r["manifest"]["stage"] for r in rep["runs"]}
+    noise = [stage[i] for i in rep["results"][NOISE_CSV]]
+    assert noise == ["noise", "train", "split", "preprocess", "download"], noise
+    for result in ("results/report.md", "results/figures/noise.png", "results/tsne/ml-100k.csv"):
+        assert stage[rep["results"][result][-1]] == "download", result
+    report = {r["label"] for r in rep["runs"] if r["id"] in rep["results"]["results/report.md"]}
+    assert {"report noise ml-100k", "noise ml-100k/dave/seed-0", "report figures"} <= report
+
+    csv = root / NOISE_CSV
+    original = csv.read_bytes()
+    try:
+        csv.write_bytes(original[:40] + bytes([original[40] ^ 1]) + original[41:])
+        rc, out = audit(root, env, "HEAD")
+        assert rc == 1, out
+        assert f"{NOISE_CSV}: the working-tree copy differs from what the commit recorded" in out
+        sh(root, "git", "commit", "-qam", "a study's output changed by hand")
+        try:
+            rc, out = audit(root, env, "HEAD")
+            assert rc == 1, out
+            manifest = NOISE_CSV.replace(".csv", ".manifest.json")
+            assert f"{manifest}: output {NOISE_CSV} hashes to sha256" in out
+            assert f"results/noise/ml-100k.manifest.json: input {NOISE_CSV} hashes to" in out
+        finally:
+            sh(root, "git", "reset", "-q", "--hard", "HEAD~1")
+    finally:
+        csv.write_bytes(original)
+    assert audit(root, env, "HEAD")[0] == 0
+
+
+def test_stages_that_never_ran_and_gaps_in_a_lineage_are_named(project):
+    root, env = project
+    lock = root / "dvc.lock"
+    text = lock.read_text()
+    assert "\n  report:\n" in text and text.index("\n  report:\n") > text.index("\n  figures:\n")
+    lock.write_text(text[: text.index("\n  report:\n") + 1])  # the last stage, report, is gone
+    sh(root, "git", "rm", "-q", "results/report.md", "results/report.manifest.json")
+    sh(root, "git", "rm", "-q", NOISE_CSV.replace(".csv", ".manifest.json"))
+    sh(root, "git", "rm", "-q", "results/tsne/ml-100k.manifest.json")
+    sh(root, "git", "commit", "-qam", "the report never ran; two manifests never committed")
+    try:
+        rc, out = audit(root, env, "HEAD")
+        assert rc == 1, out
+        assert "dvc.lock: never ran: report (" in out
+        assert f"{NOISE_CSV}: read by [" in out and "made by no stage run of this commit" in out
+        assert "results/tsne/ml-100k.csv: in dvc.lock (stage studies@ml-100k), but no stage" in out
+    finally:
+        sh(root, "git", "reset", "-q", "--hard", "HEAD~1")
+    assert audit(root, env, "HEAD")[0] == 0
+
+
+def test_committed_copies_of_results_are_not_taken_for_runs(project):
+    """A copy of a results folder (results/paper/) holds manifests that describe files at
+    another place: they are not runs of the commit, and do not fail its audit."""
+    root, env = project
+    shutil.copytree(root / "results/noise/ml-100k", root / "results/paper/noise/ml-100k")
+    sh(root, "git", "add", "results/paper")
+    sh(root, "git", "commit", "-qm", "a copy of the noise study")
+    try:
+        rc, out = audit(root, env, "HEAD")
+        assert rc == 0, out
+        assert "1 committed manifest(s) away from the outputs they record" in out
+        assert "results/paper/noise/ml-100k/dave-seed-0.manifest.json; --rerun" not in out
+    finally:
+        sh(root, "git", "reset", "-q", "--hard", "HEAD~1")
+
+
+def test_a_dirty_working_tree_fails_unless_allowed(project):
+    root, env = project
+    params, extra = root / "params.yaml", root / "src/dave_repro/extra.py"
+    text = params.read_text()
+    try:
+        assert "split_seed: 2024" in text
+        params.write_text(text.replace("split_seed: 2024", "split_seed: 7"))
+        extra.write_text("X = 1\n")
+        (root / "notes.txt").write_text("not something the results depend on\n")
+        rc, out = audit(root, env, "HEAD")
+        assert rc == 1, out
+        dirty = "in 2 file(s) the results depend on: params.yaml, src/dave_repro/extra.py"
+        assert "DIRTY: the working tree differs from commit" in out and dirty in out
+        assert "working tree: differs from the audited commit in params.yaml" in out
+        assert "OK: commit" not in out
+        for how in ({"args": ("--allow-dirty",)}, {"env": {"DAVE_AUDIT_ALLOW_DIRTY": "1"}}):
+            rc, out = audit(root, {**env, **how.get("env", {})}, "HEAD", *how.get("args", ()))
+            assert rc == 0, out
+            assert dirty in out and "(working tree DIRTY, allowed)" in out
+    finally:
+        params.write_text(text)
+        extra.unlink(missing_ok=True)
+        (root / "notes.txt").unlink(missing_ok=True)
+    rc, out = audit(root, env, "HEAD")
+    assert rc == 0 and "DIRTY" not in out, out
+
+
 # -- the pieces, without a pipeline -----------------------------------------------------------
+
+
+def _run(i: int, path: str, **manifest) -> Run:
+    return Run(i, path, {"fingerprint": str(i), **manifest})
+
+
+def _train(i: int, where: str, seed: int = 0) -> Run:
+    return _run(
+        i,
+        f"{where}/seed-{seed}/train.manifest.json",
+        stage="train",
+        dataset="ml-100k",
+        model="dave",
+        seed=seed,
+    )
+
+
+RUNS = [
+    _train(1, "results/runs/ml-100k/dave"),
+    _train(2, "results/runs/ml-100k/dave", seed=1),
+    _train(3, "results/sweep-runs/ml-100k/dave/reading-per-entry"),
+    _train(4, "results/sweep-runs/ml-100k/dave/embedding_dim-16"),
+    _run(
+        5, "results/noise/ml-100k.manifest.json", stage="report", report="noise", dataset="ml-100k"
+    ),
+    _run(
+        6,
+        "results/metrics/ml-100k.manifest.json",
+        stage="report",
+        report="metrics",
+        dataset="ml-100k",
+    ),
+    _run(7, "results/tables/manifest.json", stage="report", report="tables"),
+    _run(8, "results/report.manifest.json", stage="report", report="report"),
+]
+
+
+def test_a_run_address_selects_exactly_that_run():
+    for run in RUNS:
+        assert select(RUNS, run.spec) == [run], run.spec
+    assert [r.spec for r in RUNS[:4]] == [
+        "train@ml-100k/dave/0",
+        "train@ml-100k/dave/1",
+        "train@ml-100k/dave/reading-per-entry/0",
+        "train@ml-100k/dave/embedding_dim-16/0",
+    ]
+    assert select(RUNS, "train@ml-100k/dave/seed-0") == [RUNS[0]]
+    assert select(RUNS, "train@ml-100k/dave/reading-per-entry/seed-0") == [RUNS[2]]
+    assert RUNS[2].label == "train ml-100k/dave/reading-per-entry/seed-0"
+    # a leading part of addresses is a group: every run under it, the points' too
+    assert select(RUNS, "train@ml-100k/dave") == RUNS[:4]
+    assert select(RUNS, "train@ml-100k/dave/reading-per-entry") == [RUNS[2]]
+    assert select(RUNS, "report@ml-100k") == RUNS[4:6]  # a dataset's reports, as before
+    assert [r.spec for r in RUNS[4:]] == [
+        "report@noise/ml-100k",
+        "report@metrics/ml-100k",
+        "report@tables",
+        "report@write",
+    ]
+
+
+def test_an_unknown_or_ambiguous_address_is_an_error_listing_the_runs():
+    with pytest.raises(DaveError) as err:
+        select(RUNS, "train@ml-100k/dave/reading-mean/0")
+    msg = str(err.value)
+    assert "no train run of this commit has that address" in msg
+    assert all(r.spec in msg for r in RUNS[:4]), msg
+    with pytest.raises(DaveError, match="it has: report@noise/ml-100k, report@metrics"):
+        select(RUNS, "report@figures")
+    copy = _train(9, "results/runs/ml-100k/dave")
+    with pytest.raises(DaveError, match="ambiguous, 2 train runs have that address"):
+        select([*RUNS, copy], "train@ml-100k/dave/0")
 
 
 def test_dir_md5_is_dvcs(tmp_path):

@@ -179,3 +179,36 @@ def test_the_quick_profile_reuses_its_main_runs(fresh_params):
     points = studies.readings_points(fresh_params, "ml-100k")
     assert points and all(x.default and x.rd.parts[1] == "runs" for x in points)
     assert {x.model for x in points} == {"dave", "dave-adv", "dave-aae"}
+
+
+def test_the_readings_summary_can_read_committed_records_under_another_root(
+    readings_workspace, monkeypatch
+):
+    """`dave report readings --runs-root results/readings-runs`: the points' records are read
+    from there (their manifest names them as inputs), the summary is written to results/."""
+    import shutil
+
+    from dave_repro.stages import reports as report_stages
+
+    p, points = readings_workspace
+    records = Path("results/readings-runs")
+    for x in points:  # move every record: nothing may be read from results/runs or sweep-runs
+        dest = records / x.rd.relative_to("results")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(x.rd, dest)
+    monkeypatch.setattr(report_stages, "execute", lambda stage, work, force: work(None) or stage)
+    captured = {}
+    real_stage = report_stages.Stage
+
+    def stage(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        captured.update(kwargs)
+        return real_stage(*args, **kwargs)
+
+    monkeypatch.setattr(report_stages, "Stage", stage)
+    csv, _ = report_stages.summary("readings", p, "ml-100k", runs_root=records)
+    table = pd.read_csv(csv)
+    assert csv == Path("results/readings/ml-100k.csv") and len(table) == len(points)
+    assert all(str(i).startswith("results/readings-runs/") for i in captured["inputs"])
+    assert captured["params"]["runs_root"] == "results/readings-runs"
+    with pytest.raises(ConfigError, match="only the readings summary"):
+        report_stages.summary("sweeps", p, "ml-100k", runs_root=records)

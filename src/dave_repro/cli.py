@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -200,7 +201,10 @@ def cmd_report(args: argparse.Namespace) -> int:
             out.info("wrote %s", path)
     elif kind in ("noise", "tsne", "sweeps", "readings"):
         log.set_context(f"report {kind}", args.dataset)
-        for path in reports.summary(kind, params, args.dataset, force=args.force):
+        runs_root = getattr(args, "runs_root", None)
+        for path in reports.summary(
+            kind, params, args.dataset, runs_root=runs_root, force=args.force
+        ):
             out.info("wrote %s", path)
     elif kind == "figures":
         log.set_context("report figures")
@@ -222,6 +226,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         json_out=args.json,
         device=args.device,
         keep_scratch=args.keep_scratch,
+        allow_dirty=args.allow_dirty,
     )
 
 
@@ -289,6 +294,16 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(fn=cmd_sweep)
 
 
+def _runs_root(value: str) -> Path:
+    """A relative folder laid out like results/ (so a manifest names it portably)."""
+    path = Path(value)
+    if path.is_absolute() or ".." in path.parts:
+        raise argparse.ArgumentTypeError(f"{value}: give a path relative to the repository")
+    if not (path / "runs").is_dir() and not (path / "sweep-runs").is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: no runs/ or sweep-runs/ folder in it")
+    return path
+
+
 def _add_report_commands(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser("report", help="tables, study summaries, figures and the report")
     rsub = report.add_subparsers(dest="report_command", required=True, metavar="REPORT")
@@ -318,6 +333,16 @@ def _add_report_commands(sub: argparse._SubParsersAction) -> None:
             )
         p.add_argument("--profile", default=None, type=_name("profile name"), help=PROFILE_HELP)
         p.add_argument("--force", action="store_true", help=FORCE_HELP)
+        if kind == "readings":
+            p.add_argument(
+                "--runs-root",
+                default=None,
+                type=_runs_root,
+                metavar="DIR",
+                help="read the points' records (train.json, metrics.json) from DIR, a folder "
+                "inside the repository laid out like results/ (runs/, sweep-runs/), e.g. the "
+                "committed exploration runs results/readings-runs; default: results/",
+            )
         p.set_defaults(fn=cmd_report)
 
 
@@ -329,11 +354,16 @@ def _add_audit_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("commit", help="a commit (hash, branch, tag, HEAD~1, ...)")
     p.add_argument(
         "--rerun",
-        metavar="STAGE[@SELECTOR]",
+        metavar="STAGE[@ADDRESS]",
         default=None,
-        help="re-execute stage runs of that commit in a scratch workspace and compare: "
-        "download|preprocess|split[@DATASET], train|evaluate[@DATASET[/MODEL[/SEED]]], "
-        "report[@DATASET|@tables]",
+        help="re-execute stage runs of that commit in a scratch workspace and compare. A run's "
+        "address names it alone: download|preprocess|split@DATASET, "
+        "train|evaluate|noise|tsne@DATASET/MODEL/SEED (the main grid), "
+        "train|evaluate@DATASET/MODEL/POINT/SEED (a sweep or readings point, e.g. "
+        "train@ml-100k/dave/reading-per-entry/0), report@KIND[/DATASET] (metrics, noise, tsne, "
+        "sweeps, readings, tables, figures, write); a leading part of an address selects every "
+        "run under it (train@ml-100k/dave: points too; report@DATASET: that dataset's reports); "
+        "the audit lists each run's address",
     )
     p.add_argument("--repo", default=".", help="the repository (default: the current directory)")
     p.add_argument(
@@ -347,6 +377,12 @@ def _add_audit_command(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--keep-scratch", action="store_true", help="keep the scratch workspace of --rerun"
+    )
+    p.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="pass with a DIRTY line when params.yaml, src/ or the pipeline files differ from "
+        "the commit (default: such a tree fails the audit)",
     )
     p.set_defaults(fn=cmd_audit)
 

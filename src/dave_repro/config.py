@@ -45,7 +45,7 @@ def _model_entry(name: str) -> Custom:
                 f"(known: {', '.join(sorted(FAMILIES))})"
             )
             return
-        FAMILIES[family].schema(value, path, errors)
+        FAMILIES[family].params_schema(value, path, errors)
 
     return Custom(check)
 
@@ -289,7 +289,7 @@ def _tuning_checks(
             bad = [k for k in overrides if k not in entry or k == "family"]
             errors.extend(f"{path}.{k}: not a parameter of model {m}" for k in bad)
             if not bad:
-                FAMILIES[entry["family"]].schema({**entry, **overrides}, path, errors)
+                FAMILIES[entry["family"]].params_schema({**entry, **overrides}, path, errors)
 
 
 def _readings_checks(params: dict[str, Any], errors: list[str]) -> None:
@@ -327,7 +327,9 @@ def _readings_checks(params: dict[str, Any], errors: list[str]) -> None:
                         errors.append(f"{path}.{key}: not a scaling parameter of model {m}")
                 if not all(key in entry for key in overrides):
                     continue
-                FAMILIES["dave"].schema({**entry, **overrides}, f"{path} (model {m})", errors)
+                FAMILIES["dave"].params_schema(
+                    {**entry, **overrides}, f"{path} (model {m})", errors
+                )
 
 
 def active_profile(params: dict[str, Any], profile: str | None = None) -> dict[str, Any]:
@@ -386,7 +388,7 @@ def job_config(
                     [f"hparams.{dataset}: missing (model {model} takes {key} from it)"]
                 )
             model_params[key] = hp[key]
-    FAMILIES[model_params["family"]].schema(model_params, f"models.{model}", errors)
+    FAMILIES[model_params["family"]].params_schema(model_params, f"models.{model}", errors)
     if errors:
         raise ConfigError(errors)
     return {

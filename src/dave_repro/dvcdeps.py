@@ -16,6 +16,7 @@ SRC = "src/dave_repro"
 
 # Which stages of the package each DVC stage's command runs.
 DVC_STAGES: dict[str, tuple[str, ...]] = {
+    "check-params": (),  # `dave check-params` alone: no stage of the package, no source deps
     "download": ("download",),
     "preprocess": ("preprocess",),
     "split": ("split",),

@@ -1,5 +1,6 @@
-"""What the Snakefile needs from the package: the validated parameters and a key per job that
-changes exactly when the job's result would (parameters it uses + its code).
+"""What the Snakefile needs from the package: the validated parameters, a key per job that
+changes exactly when the job's result would (parameters it uses + its code), and the file times
+Snakemake compares, set from content (see "what Snakemake compares" below).
 
 Nothing here runs a stage; rules only call the ``dave`` CLI. Which jobs exist and their target
 files are :mod:`.plan`'s; where they live, :mod:`.layout`'s.
@@ -8,7 +9,9 @@ files are :mod:`.plan`'s; where they live, :mod:`.layout`'s.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import config, layout, plan
@@ -37,8 +40,19 @@ def load(snakemake_config: dict[str, Any], path: str = config.DEFAULT_PARAMS) ->
     return merged
 
 
+SPLIT_PARAMS = ("holdout", "split_seed", "num_negatives")
+
+
 def data_key(params: dict[str, Any], stage: str, dataset: str) -> str:
-    return _key(stage, config.dataset_config(params, dataset))
+    """A data stage's key, from the parameters that stage reads and no other (each within what
+    its DVC stage tracks, so a change DVC re-runs nothing for re-keys nothing either)."""
+    cfg = config.dataset_config(params, dataset)
+    used = {
+        "download": lambda k: k in ("dataset", "checksums"),
+        "preprocess": lambda k: k not in ("checksums", *SPLIT_PARAMS),
+        "split": lambda k: k in ("dataset", *SPLIT_PARAMS),
+    }[stage]
+    return _key(stage, {k: v for k, v in cfg.items() if used(k)})
 
 
 def job_key(params: dict[str, Any], stage: str, dataset: str, model: str, seed: int | str) -> str:
@@ -69,31 +83,116 @@ def point_key(
     return run_key(stage, plan.sweep_job(params, dataset, point, int(seed), model))
 
 
-def key_file(stage: str, key: str, *parts: str, manifest: str | None = None) -> str:
-    """An empty file named by a job's key, used as one of the job's inputs.
+# -- what Snakemake compares -------------------------------------------------------------------
+#
+# Snakemake re-runs a job when an input is newer than its oldest output. File times are no
+# evidence here: `dvc checkout`/`dvc pull` and `git clone` write files in any order, and DVC runs
+# some stages itself. So the rules read data files as ancient() (their times never count) and
+# each job's inputs that do count are file times the engine sets from content: its key file,
+# and the manifests of the jobs it reads from. A job whose manifest says its outputs are current
+# has its key file and manifest dated KEPT (older than any output: they trigger nothing); any
+# other job gets a key file dated now, which runs it, and Snakemake then re-runs everything
+# downstream of it through those manifests. The job itself still decides by content.
 
-    It is created (once) when the Snakefile is parsed, so a new key — changed parameters or
-    code — is an input newer than the job's outputs and re-runs exactly that job, also where
-    Snakemake has no metadata of earlier runs (after `dvc checkout`, on a fresh clone, or for
-    outputs DVC made). An unchanged key is an old file and triggers nothing. The job itself
-    still checks its inputs by content before doing any work.
+KEPT = 946_684_800.0  # 2000-01-01 UTC: what the engine dates a current job's key and manifest
+MANIFESTS = {
+    **dict.fromkeys(layout.PREPROCESS_OUTPUTS, "preprocess.manifest.json"),
+    **dict.fromkeys(layout.SPLIT_OUTPUTS, "split.manifest.json"),
+    **dict.fromkeys(layout.TRAIN_OUTPUTS, "train.manifest.json"),
+    **dict.fromkeys(layout.EVAL_OUTPUTS, "evaluate.manifest.json"),
+}
+
+
+def key_file(
+    stage: str,
+    key: str | None,
+    *parts: str,
+    manifest: str,
+    dated: tuple[str, ...] = (),
+) -> str:
+    """An empty file named by a job's key (None: a report, which has none), one of its inputs.
+
+    Its time says whether the job is current (:func:`is_current`, from content alone): if so, at
+    most KEPT, as are its manifest and ``dated`` (e.g. a directory output); if not, now, newer
+    than any output, so the job runs. Both engines' workspaces and fresh clones therefore agree.
     """
-    path = Path(layout.KEYS, stage, *parts, f"{key}.key")
+    path = Path(layout.KEYS, stage, *parts, f"{key or 'report'}.key")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
-    elif manifest is not None and _recorded_key(Path(manifest)) not in (None, key):
-        # The outputs are another key's: e.g. an interrupted job under this key, whose earlier
-        # outputs Snakemake put back (update() restores them, with fresh file times). A fresh
-        # time on this key's file makes the job run again; the job then decides by content.
-        path.touch()
+    if is_current(Path(manifest), key):
+        for p in (path, Path(manifest), *map(Path, dated)):
+            _keep(p)
+    else:
+        os.utime(path)
     return path.as_posix()
 
 
-def _recorded_key(manifest: Path) -> str | None:
-    """The key a stage's manifest says its outputs were made under (None: no manifest)."""
+def is_current(manifest: Path, key: str | None) -> bool:
+    """The manifest records ``key``, every output it records exists, and every input it read
+    is what the manifest beside that input (its producer's) records now: a producer that ran
+    again since, in another invocation or by the other engine, makes this job stale."""
+    rec = _read(manifest)
+    if rec is None or (key is not None and rec.get("key") != key):
+        return False
+    if not all(Path(p).is_file() for p in rec.get("outputs", {})):
+        return False
+    inputs = rec.get("inputs", {})
+    made = {d: _outputs_beside(d) for d in {Path(p).parent for p in inputs}}
+    return all(made[Path(p).parent].get(p, sha) == sha for p, sha in inputs.items())
+
+
+def manifests_for(files: Iterable[str]) -> list[str]:
+    """The manifest of the job that writes each file (patterns with wildcards too), in order."""
+    return list(dict.fromkeys(_manifest_for(f) for f in files))
+
+
+def _manifest_for(file: str) -> str:
+    path = PurePosixPath(file)
+    if path.name.endswith("manifest.json"):
+        return file  # a manifest is its own job's (download's only output)
+    if path.name in MANIFESTS:
+        return path.with_name(MANIFESTS[path.name]).as_posix()
+    return path.with_suffix(".manifest.json").as_posix()  # studies, summaries, report.md
+
+
+def _outputs_beside(directory: Path) -> dict[str, str]:
+    """Every output the manifests in ``directory`` record, with its sha256 (a file no manifest
+    writes, such as the code or the paper's numbers, is not the engine's to judge)."""
+    return {
+        out: sha
+        for m in sorted(directory.glob("*manifest.json"))
+        for out, sha in ((_read(m) or {}).get("outputs") or {}).items()
+    }
+
+
+def _read(manifest: Path) -> dict[str, Any] | None:
     try:
         rec = json.loads(manifest.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
         return None
-    return rec.get("key", "")
+    return rec if isinstance(rec, dict) else None
+
+
+def _keep(path: Path) -> None:
+    """Date a file KEPT unless it is older already; for a directory also Snakemake's timestamp
+    file inside it, which is what Snakemake reads where it exists."""
+    for p in (path, path / ".snakemake_timestamp"):
+        if p.exists() and p.stat().st_mtime > KEPT:
+            os.utime(p, (KEPT, KEPT))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m dave_repro.engine key STAGE DATASET`` prints a data stage's key: DVC runs the
+    data stages itself and hands it to them as Snakemake's rules do (``DAVE_JOB_KEY``)."""
+    import sys
+
+    match argv if argv is not None else sys.argv[1:]:
+        case ["key", "download" | "preprocess" | "split" as stage, dataset]:
+            print(data_key(config.load_params(), stage, dataset))
+        case _:
+            sys.exit("usage: python -m dave_repro.engine key download|preprocess|split DATASET")
+
+
+if __name__ == "__main__":
+    main()

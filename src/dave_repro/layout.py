@@ -88,6 +88,22 @@ def metrics_manifest_path(dataset: str, root: Path = RESULTS) -> Path:
     return root / "metrics" / f"{dataset}.manifest.json"
 
 
+def compact_metrics_dir(dataset: str, root: Path = RESULTS) -> Path:
+    """One small file per model (test HR@10 / NDCG@10): `dvc metrics show` prints a file per
+    row, so this folder reads as a dataset × model table."""
+    return root / "metrics" / "compact" / dataset
+
+
+def compact_metrics_path(dataset: str, model: str, root: Path = RESULTS) -> Path:
+    return compact_metrics_dir(dataset, root) / f"{model}.json"
+
+
+def curves_table_path(dataset: str, root: Path = RESULTS) -> Path:
+    """Every main-grid run's per-epoch history in one long table (`dvc plots show` draws one
+    panel per metric from it, the models overlaid)."""
+    return root / "curves" / f"{dataset}.json"
+
+
 def tables_dir(root: Path = RESULTS) -> Path:
     return root / "tables"
 

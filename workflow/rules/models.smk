@@ -11,16 +11,15 @@ RUN = "results/runs/{dataset}/{model}/seed-{seed}/"
 def job_key(stage):
     return lambda w: engine.key_file(stage, engine.job_key(P, stage, w.dataset, w.model, w.seed),
                                      w.dataset, w.model, f"seed-{w.seed}",
-                                     manifest=RUN.format(dataset=w.dataset, model=w.model, seed=w.seed)
-                                     + f"{stage}.manifest.json")
+                                     manifest=RUN.format(dataset=w.dataset, model=w.model,
+                                                         seed=w.seed) + f"{stage}.manifest.json")
 
 
 rule train:
     input:
         job_key("train"),
-        SPLIT + "train_csr.npz",
-        SPLIT + "valid.parquet",
-        SPLIT + "negatives_valid.parquet",
+        consumes(SPLIT + "train_csr.npz", SPLIT + "valid.parquet",
+                 SPLIT + "negatives_valid.parquet"),
     output:
         update(RUN + "model.pt"),
         update(RUN + "train.json"),
@@ -36,17 +35,14 @@ rule train:
         "logs/train/{dataset}/{model}/seed-{seed}.log",
     shell:
         "dave train {wildcards.dataset} {wildcards.model} {wildcards.seed} "
-        "--profile {params.profile:q} --threads {threads} 2> {log}"
+        "--profile {params.profile:q} --threads {threads}" + TO_LOG
 
 
 rule evaluate:
     input:
         job_key("evaluate"),
-        RUN + "model.pt",
-        RUN + "train.json",
-        SPLIT + "train_csr.npz",
-        SPLIT + "test.parquet",
-        SPLIT + "negatives_test.parquet",
+        consumes(RUN + "model.pt", RUN + "train.json", SPLIT + "train_csr.npz",
+                 SPLIT + "test.parquet", SPLIT + "negatives_test.parquet"),
     output:
         update(RUN + "metrics.json"),
         update(RUN + "ranks.parquet"),
@@ -61,16 +57,23 @@ rule evaluate:
         "logs/evaluate/{dataset}/{model}/seed-{seed}.log",
     shell:
         "dave evaluate {wildcards.dataset} {wildcards.model} {wildcards.seed} "
-        "--profile {params.profile:q} --threads {threads} 2> {log}"
+        "--profile {params.profile:q} --threads {threads}" + TO_LOG
+
+
+def run_files(dataset):
+    """What the per-dataset metrics read: every run's test metrics and training history."""
+    return plan.run_targets(P, "metrics.json", dataset) + plan.run_targets(P, "train.json", dataset)
 
 
 rule dataset_metrics:
     """All runs of one dataset in one small file (what `dvc metrics diff` compares)."""
     input:
-        lambda w: plan.run_targets(P, "metrics.json", w.dataset),
+        lambda w: engine.key_file("report", None, "metrics", w.dataset,
+                                  manifest=f"results/metrics/{w.dataset}.manifest.json"),
+        lambda w: consumes(*run_files(w.dataset)),
     output:
-        "results/metrics/{dataset}.json",
-        "results/metrics/{dataset}.manifest.json",
+        update("results/metrics/{dataset}.json"),
+        update("results/metrics/{dataset}.manifest.json"),
     params:
         profile=PROFILE,
         runs=lambda w: len(plan.run_targets(P, "metrics.json", w.dataset)),
@@ -80,4 +83,4 @@ rule dataset_metrics:
     log:
         "logs/metrics/{dataset}.log",
     shell:
-        "dave report metrics {wildcards.dataset} --profile {params.profile:q} 2> {log}"
+        "dave report metrics {wildcards.dataset} --profile {params.profile:q}" + TO_LOG

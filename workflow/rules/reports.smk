@@ -1,13 +1,21 @@
 # Tables, figures and the report over every selected dataset.
 
+SUMMARIES = expand("results/{study}/{dataset}.csv", study=["noise", "tsne", "sweeps", "readings"],
+                   dataset=DATASETS)
+
+
+def report_key_file(name, manifest, *dated):
+    return engine.key_file("report", None, name, manifest=manifest, dated=dated)
+
 
 rule tables:
     input:
-        expand("data/processed/{dataset}/stats.json", dataset=DATASETS),
-        expand("results/metrics/{dataset}.json", dataset=DATASETS),
-        plan.run_targets(P, "ranks.parquet"),  # per-user paired tests in Tables 4-8
+        report_key_file("tables", "results/tables/manifest.json", "results/tables"),
+        consumes(*expand("data/processed/{dataset}/stats.json", dataset=DATASETS),
+                 *expand("results/metrics/{dataset}.json", dataset=DATASETS),
+                 *plan.run_targets(P, "ranks.parquet")),  # per-user paired tests in Tables 4-8
     output:
-        directory("results/tables"),
+        update(directory("results/tables")),
     params:
         profile=PROFILE,
         datasets=DATASETS,
@@ -17,34 +25,37 @@ rule tables:
     log:
         "logs/tables.log",
     shell:
-        "dave report tables --profile {params.profile:q} --datasets {params.datasets:q} 2> {log}"
+        "dave report tables --profile {params.profile:q} --datasets {params.datasets:q}" + TO_LOG
 
 
 rule figures:
     input:
-        expand("results/{study}/{dataset}.csv", study=["noise", "tsne", "sweeps", "readings"], dataset=DATASETS),
+        report_key_file("figures", "results/figures/manifest.json", "results/figures"),
+        consumes(*SUMMARIES),
     output:
-        directory("results/figures"),
+        update(directory("results/figures")),
     params:
         profile=PROFILE,
         datasets=DATASETS,
     log:
         "logs/figures.log",
     shell:
-        "dave report figures --profile {params.profile:q} --datasets {params.datasets:q} 2> {log}"
+        "dave report figures --profile {params.profile:q} --datasets {params.datasets:q}" + TO_LOG
 
 
 rule report:
     input:
-        "results/tables",
+        report_key_file("report", "results/report.manifest.json"),
+        "results/tables",  # their times are the engine's (report_key_file dates them)
         "results/figures",
-        expand("results/{study}/{dataset}.csv", study=["noise", "tsne", "sweeps", "readings"], dataset=DATASETS),
+        consumes(*SUMMARIES),
     output:
-        "results/report.md",
+        update("results/report.md"),
+        update("results/report.manifest.json"),
     params:
         profile=PROFILE,
         datasets=DATASETS,
     log:
         "logs/report.log",
     shell:
-        "dave report write --profile {params.profile:q} --datasets {params.datasets:q} 2> {log}"
+        "dave report write --profile {params.profile:q} --datasets {params.datasets:q}" + TO_LOG

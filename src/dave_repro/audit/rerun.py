@@ -1,5 +1,8 @@
-"""``dave audit <commit> --rerun <stage>``: re-execute stage runs of a commit and compare.
+"""``dave audit <commit> --rerun <stage>[@<address>]``: re-execute stage runs of a commit and
+compare.
 
+Each run has an address naming it alone (:attr:`.Run.address`; a sweep or readings point's run
+has its point in it) and :func:`select` takes a run's address or a leading part of addresses.
 Each selected run is re-executed in a scratch workspace: the commit's tree (``git archive``,
 its own code and params.yaml), plus the files of the directories the run read, restored from
 the DVC cache or the commit and checked against the sha256 the run recorded. The stage is run
@@ -23,13 +26,14 @@ from pathlib import Path, PurePosixPath
 from ..errors import DaveError
 from .diff import describe, values_diff
 from .snapshot import Snapshot, digests
-from .verify import Run, fingerprint_of
+from .verify import Run, fingerprint_of, listed
 
 DATA_STAGES = ("download", "preprocess", "split")
 MODEL_STAGES = ("train", "evaluate", "noise", "tsne")
 STAGES = (*DATA_STAGES, *MODEL_STAGES, "report")
 # wall-clock fields of train.json: the only values a faithful re-run may change
 TIMINGS = frozenset({"seconds", "train_seconds"})
+MAX_LISTED = 40  # addresses an unknown --rerun address lists
 
 
 @dataclass
@@ -42,26 +46,48 @@ class RerunResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _normal(part: str) -> str:
+    """``seed-3`` and ``3`` name the same seed (the directory and the CLI spell it each way)."""
+    rest = part.removeprefix("seed-")
+    return rest if rest != part and rest.isdigit() else part
+
+
+def _matches(run: Run, want: list[str]) -> bool:
+    """Whether ``want`` is the run's address or a leading part of it; ``report@DATASET`` also
+    selects that dataset's reports, as before reports had addresses of their own."""
+    if run.address[: len(want)] == want:
+        return True
+    return run.stage == "report" and len(want) == 1 and run.manifest.get("dataset") == want[0]
+
+
+def _have(runs: list[Run], stage: str) -> str:
+    return listed([r.spec for r in runs if r.stage == stage], MAX_LISTED) or "none"
+
+
 def select(runs: list[Run], spec: str) -> list[Run]:
+    """The runs ``STAGE[@ADDRESS]`` names. A run's full address (:attr:`.Run.address`) selects
+    that run and no other, a sweep or readings point's run included; a leading part of
+    addresses selects every run under it (``train@ml-100k/dave``: dave's trainings on
+    ml-100k, its points' too; no address: every run of the stage)."""
     stage, _, sel = spec.partition("@")
     if stage not in STAGES:
         raise DaveError(f"--rerun {spec}: unknown stage {stage!r} (one of {', '.join(STAGES)})")
-    want = [p.removeprefix("seed-") for p in sel.split("/")] if sel else []
-    chosen = []
-    for run in runs:
-        if run.stage != stage:
-            continue
-        m = run.manifest
-        if stage == "report":
-            ok = not want or want[0] in (m.get("dataset"), m.get("report"))
-        else:
-            keys = [str(m.get(k)) for k in ("dataset", "model", "seed") if k in m]
-            ok = keys[: len(want)] == want
-        if ok:
-            chosen.append(run)
+    want = [_normal(p) for p in sel.split("/")] if sel else []
+    of_stage = [r for r in runs if r.stage == stage]
+    exact = [r for r in of_stage if r.address == want]
+    if len(exact) > 1:
+        raise DaveError(
+            f"--rerun {spec}: ambiguous, {len(exact)} {stage} runs have that address: "
+            + ", ".join(r.path for r in exact)
+        )
+    chosen = exact or [r for r in of_stage if _matches(r, want)]
     if not chosen:
-        have = ", ".join(r.label for r in runs if r.stage == stage) or "none"
-        raise DaveError(f"--rerun {spec}: no such {stage} run in this commit (it has: {have})")
+        form = "DATASET/MODEL[/POINT]/SEED" if stage in MODEL_STAGES else "KIND[/DATASET]"
+        raise DaveError(
+            f"--rerun {spec}: no {stage} run of this commit has that address "
+            f"({stage}@{'DATASET' if stage in DATA_STAGES else form}; "
+            f"it has: {_have(runs, stage)})"
+        )
     return chosen
 
 
@@ -70,19 +96,12 @@ def command(run: Run, device: str) -> list[str]:
     if run.stage in DATA_STAGES:
         return [run.stage, str(m["dataset"])]
     if run.stage in MODEL_STAGES:
-        parts = PurePosixPath(run.path).parts
-        if "sweep-runs" in parts:  # results/sweep-runs/<ds>/<model>/<point>/seed-<s>/
+        if run.point is not None:  # results/sweep-runs/<ds>/<model>/<point>/seed-<s>/
+            ds, model, seed = str(m["dataset"]), str(m["model"]), str(m["seed"])
             if run.stage == "train":
-                cmd = ["sweep", str(m["dataset"]), parts[-3], str(m["seed"]), "--model", parts[-4]]
+                cmd = ["sweep", ds, run.point, seed, "--model", model]
             else:
-                cmd = [
-                    "evaluate",
-                    str(m["dataset"]),
-                    parts[-4],
-                    str(m["seed"]),
-                    "--point",
-                    parts[-3],
-                ]
+                cmd = ["evaluate", ds, model, seed, "--point", run.point]
         else:
             cmd = [run.stage, str(m["dataset"]), str(m["model"]), str(m["seed"])]
         cmd += ["--profile", str(p["profile"]), "--device", device]

@@ -27,6 +27,17 @@ import yaml
 from ..errors import DaveError
 
 _CHUNK = 1 << 20
+# what a stage's result depends on besides its inputs: parameters, code, pipeline, environment
+DEPENDS_ON = (
+    "params.yaml",
+    "src",
+    "dvc.yaml",
+    "Snakefile",
+    "workflow",
+    "requirements.lock",
+    "pyproject.toml",
+    "checksums.lock.json",
+)
 
 
 class Yaml12Loader(yaml.SafeLoader):
@@ -331,6 +342,18 @@ class Snapshot:
             if p.startswith(pre) and "/" not in p[len(pre) :] and p not in seen:
                 seen.add(p)
                 yield p
+
+    def dirty(self) -> list[str]:
+        """The files the results depend on (:data:`DEPENDS_ON`) that differ between the working
+        tree and the commit: modified, staged, deleted or untracked (not ignored). Only for the
+        checked-out commit: the tree of another commit is not read, so cannot be dirty."""
+        if not self.checked_out:
+            return []
+        changed = git(
+            self.root, "diff", "--name-only", "--no-renames", "-z", self.sha, "--", *DEPENDS_ON
+        )
+        new = git(self.root, "ls-files", "--others", "--exclude-standard", "-z", "--", *DEPENDS_ON)
+        return sorted({p for p in (changed + new).split("\0") if p})
 
     def params_yaml(self) -> dict[str, Any]:
         if not self.commit.has("params.yaml"):

@@ -6,9 +6,11 @@
 2. **dvc.lock against the commit.** Each stage's recorded parameters equal the commit's
    params.yaml, and each dependency's recorded md5 equals what the commit holds (code in git,
    upstream outputs in the lock): otherwise the commit's results are stale.
-3. **Manifests.** Each stage manifest's fingerprint recomputes from its own params, inputs and
-   code hash; its inputs and outputs hash (sha256) to the commit's artifacts; its code hash
-   equals the hash of the commit's source of that stage.
+3. **Manifests.** Each stage manifest (those among dvc.lock's outputs, and those git tracks
+   beside the studies' per-job files, the summaries and report.md) recomputes its fingerprint
+   from its own params, inputs and code hash; its inputs and outputs hash (sha256) to the
+   commit's artifacts or committed files, whose working-tree copies are checked too when the
+   commit is checked out; its code hash equals the hash of the commit's source of that stage.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import ast
 import contextlib
 import json
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from ..codehash import closure_hash
@@ -27,11 +30,21 @@ from .snapshot import Artifact, Snapshot, digests, dir_md5
 
 PACKAGE = "src/dave_repro"
 MANIFEST_NAMES = ("manifest.json",)
+FILE_KEYS = ("inputs", "outputs", "byproducts")  # the files a manifest records, by sha256
+# the stages whose code hash covers the model family's module (StageRun's ``family``)
+FAMILY_STAGES = ("train", "evaluate", "noise", "tsne")
+SWEEP_RUNS = "sweep-runs"  # layout.sweep_run_dir: results/sweep-runs/<ds>/<model>/<point>/seed-<s>
 
 
 def is_manifest(path: str) -> bool:
     name = path.rsplit("/", 1)[-1]
     return name in MANIFEST_NAMES or name.endswith(".manifest.json")
+
+
+def listed(items: list[str], n: int = 12) -> str:
+    """The first ``n`` items, and how many more: a failure line stays readable."""
+    more = len(items) - n
+    return ", ".join(items[:n]) + (f" … and {more} more" if more > 0 else "")
 
 
 @dataclass
@@ -93,7 +106,7 @@ def _verify_one(snap: Snapshot, art: Artifact, found: Findings) -> None:
 # -- 2. dvc.lock against the commit ------------------------------------------------------------
 
 
-def _lookup(tree: Any, dotted: str) -> tuple[bool, Any]:
+def lookup(tree: Any, dotted: str) -> tuple[bool, Any]:
     node = tree
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -126,7 +139,7 @@ def verify_lock(snap: Snapshot, found: Findings) -> None:
                 found.notes.append(f"{stage}: parameters from {pfile} not checked")
                 continue
             for key, recorded in (values or {}).items():
-                present, now = _lookup(params, key)
+                present, now = lookup(params, key)
                 if not present or now != recorded:
                     found.fail(
                         f"dvc.lock stage {stage}",
@@ -165,16 +178,46 @@ class Run:
         return str(self.manifest.get("stage"))
 
     @property
+    def report_kind(self) -> str:
+        m = self.manifest
+        return str(m.get("report") or (m.get("params") or {}).get("report", ""))
+
+    @property
+    def point(self) -> str | None:
+        """The sweep or readings point of a run in ``results/sweep-runs/<ds>/<model>/<point>/
+        seed-<s>/`` (the manifest does not record it: its place does); None for the main grid."""
+        parts = PurePosixPath(self.path).parts
+        if SWEEP_RUNS not in parts:
+            return None
+        i = parts.index(SWEEP_RUNS)
+        return parts[i + 3] if len(parts) > i + 5 else None
+
+    @property
+    def address(self) -> list[str]:
+        """What names this run and no other in ``--rerun STAGE@ADDRESS``: DATASET for the data
+        stages, DATASET/MODEL[/POINT]/SEED for the model stages, KIND[/DATASET] for reports."""
+        m = self.manifest
+        if self.stage == "report":
+            kind = "write" if self.report_kind == "report" else self.report_kind
+            return [kind, *([str(m["dataset"])] if "dataset" in m else [])]
+        parts = [str(m[k]) for k in ("dataset", "model") if k in m]
+        if self.point is not None:
+            parts.append(self.point)
+        return [*parts, *([str(m["seed"])] if "seed" in m else [])]
+
+    @property
+    def spec(self) -> str:
+        """The ``--rerun`` argument that selects exactly this run."""
+        return f"{self.stage}@{'/'.join(self.address)}" if self.address else self.stage
+
+    @property
     def label(self) -> str:
         m = self.manifest
         if m.get("stage") == "report":
-            what = m.get("report") or m.get("params", {}).get("report", "")
-            return f"report {what} {m.get('dataset', '')}".rstrip()
-        parts = [
-            str(m[k]) if k != "seed" else f"seed-{m[k]}"
-            for k in ("dataset", "model", "seed")
-            if k in m
-        ]
+            return f"report {self.report_kind} {m.get('dataset', '')}".rstrip()
+        parts = [str(m[k]) for k in ("dataset", "model") if k in m]
+        parts += [self.point] if self.point is not None else []
+        parts += [f"seed-{m['seed']}"] if "seed" in m else []
         return f"{self.stage} {'/'.join(parts)}".rstrip()
 
     def files(self, key: str) -> dict[str, str]:
@@ -182,9 +225,37 @@ class Run:
         return value if isinstance(value, dict) else {}
 
 
+STAGE_ORDER = ("download", "preprocess", "split", "train", "evaluate", "noise", "tsne", "report")
+# reports read each other in this order (the summaries, then the tables, figures and report.md)
+REPORT_ORDER = ("metrics", "noise", "tsne", "sweeps", "readings", "tables", "figures", "report")
+RESULT_ROOTS = ("data/", "results/")  # layout.DATA and layout.RESULTS: where stages write
+
+
+def _beside_outputs(path: str, m: dict[str, Any]) -> bool:
+    """Whether a manifest sits where its stage wrote it, beside its outputs: a copy elsewhere
+    (``results/paper/``, a benchmark's record) describes files at another place."""
+    here = str(PurePosixPath(path).parent) + "/"
+    outs = m.get("outputs") or {}
+    return isinstance(outs, dict) and all(str(o).startswith(here) for o in outs)
+
+
+def manifest_paths(snap: Snapshot) -> tuple[list[str], set[str]]:
+    """Every manifest of the commit: those in dvc.lock's outputs, and the ones git tracks
+    under data/ and results/ (the studies' per-job and summary manifests, report.md's: the
+    pipeline writes them beside ``cache: false`` outputs without declaring them)."""
+    locked = {p for p in snap.artifacts if is_manifest(p)}
+    tracked = {
+        p
+        for p in snap.commit.blobs
+        if is_manifest(p) and p.startswith(RESULT_ROOTS) and p not in snap.artifacts
+    }
+    return sorted(locked | tracked), tracked
+
+
 def load_runs(snap: Snapshot, found: Findings) -> list[Run]:
-    runs = []
-    for path in sorted(p for p in snap.artifacts if is_manifest(p)):
+    runs, copies = [], []
+    paths, tracked = manifest_paths(snap)
+    for path in paths:
         data = snap.read(path)
         if data is None:
             continue  # already reported as missing or corrupt
@@ -196,15 +267,26 @@ def load_runs(snap: Snapshot, found: Findings) -> list[Run]:
         if not isinstance(m, dict) or "stage" not in m or "fingerprint" not in m:
             found.notes.append(f"{path}: not a stage manifest; skipped")
             continue
+        if path in tracked and not _beside_outputs(path, m):
+            copies.append(path)
+            continue
         runs.append(Run(len(runs) + 1, path, m))
-    order = {
-        s: i
-        for i, s in enumerate(("download", "preprocess", "split", "train", "evaluate", "report"))
-    }
-    runs.sort(key=lambda r: (order.get(r.stage, 99), r.path))
+    if copies:
+        found.notes.append(
+            f"{len(copies)} committed manifest(s) away from the outputs they record (copies, "
+            f"e.g. {copies[0]}): not audited"
+        )
+    runs.sort(key=_run_order)
     for i, r in enumerate(runs, 1):
         r.id = i
     return runs
+
+
+def _run_order(r: Run) -> tuple[int, int, str]:
+    """Stage order, so that every run comes after the runs it read (lineage lists rely on it)."""
+    stage = STAGE_ORDER.index(r.stage) if r.stage in STAGE_ORDER else len(STAGE_ORDER)
+    kind = REPORT_ORDER.index(r.report_kind) if r.report_kind in REPORT_ORDER else len(REPORT_ORDER)
+    return stage, kind, r.path
 
 
 # How commits made before the import-closure hash (codehash.py) listed each stage's source.
@@ -307,7 +389,7 @@ def verify_runs(snap: Snapshot, runs: list[Run], found: Findings) -> None:
                 "the fingerprint does not recompute from the manifest's own params, "
                 "inputs and code hash (the manifest was edited)",
             )
-        for key, kind in (("inputs", "input"), ("outputs", "output"), ("byproducts", "by-product")):
+        for key, kind in zip(FILE_KEYS, ("input", "output", "by-product"), strict=True):
             for path, recorded in run.files(key).items():
                 now = snap.sha256(path)
                 if now is None:
@@ -324,9 +406,7 @@ def verify_runs(snap: Snapshot, runs: list[Run], found: Findings) -> None:
                         f"{kind} {path} hashes to sha256 {now[:16]}… in this commit, "
                         f"the {run.stage} run recorded {recorded[:16]}… (stale or replaced)",
                     )
-        family = (
-            (m.get("params") or {}).get("family") if run.stage in ("train", "evaluate") else None
-        )
+        family = (m.get("params") or {}).get("family") if run.stage in FAMILY_STAGES else None
         key = (run.stage, family)
         if key not in code_cache:
             code_cache[key] = commit_code_hash(snap, run.stage, family, m.get("family_module"))
@@ -349,6 +429,31 @@ def verify_runs(snap: Snapshot, runs: list[Run], found: Findings) -> None:
             f"{len(dirty)} stage run(s) ran in a working tree with uncommitted changes "
             f"(normal for `dvc repro` before the commit): [{'], ['.join(dirty)}]"
         )
+
+
+def verify_tracked(snap: Snapshot, runs: list[Run], found: Findings) -> None:
+    """The working-tree copies of what the runs record beyond dvc.lock's outputs (the studies'
+    per-job files, the committed manifests): checked like the artifacts' when the commit is
+    the one checked out, since the audit reads that tree (the commit's copy is checked by
+    :func:`verify_runs`)."""
+    if not snap.checked_out:
+        return
+    paths = {r.path for r in runs} | {p for r in runs for key in FILE_KEYS for p in r.files(key)}
+    for path in sorted(p for p in paths if p not in snap.artifacts and snap.commit.has(p)):
+        ws = snap.root / path
+        if not ws.is_file():
+            found.fail(
+                path, "committed, but missing from the working tree (`git checkout` restores it)"
+            )
+            continue
+        now, committed = digests(ws)[1], snap.sha256(path) or ""
+        if now != committed:
+            found.fail(
+                path,
+                f"the working-tree copy differs from what the commit recorded (modified or "
+                f"re-run since; `git checkout` restores it): sha256 {now[:16]}…, the commit "
+                f"holds {committed[:16]}…",
+            )
 
 
 def producers(runs: list[Run]) -> dict[str, Run]:

@@ -22,11 +22,32 @@ from torch import nn
 
 from .baseline_utils import UserBatch, UserRowModel, fgsm, l2
 from .nets import ACTIVATIONS, step
+from .specs import ACTIVATION_NAMES, EPOCH_PASSES, POSITIVE, Family, Float, Int, Map, Str
+
+FAMILY = Family(
+    name="acae",
+    schema=Map(
+        {
+            "hidden": Int(min=1),
+            "hidden_activation": Str(choices=ACTIVATION_NAMES),
+            "eps": Float(min=0.0),
+            "reg_adv": Float(min=0.0),
+            "noise": Map({k: Float(min=0.0) for k in ("encoder", "user", "hidden", "decoder")}),
+            "reg": Float(min=0.0),
+            "lr": POSITIVE,
+            "batch_size": Int(min=1),
+            "pretrain_passes": Int(min=0),
+            "epoch_passes": EPOCH_PASSES,
+        }
+    ),
+    cls="ACAE",
+    reads_vectors=True,
+    models={"acae": "ACAE"},
+    order=2,
+)
 
 
 class ACAE(UserRowModel):
-    family = "acae"
-
     def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
         super().__init__(n_users, n_items, params)
         k = params["hidden"]

@@ -25,11 +25,30 @@ from torch import nn
 from .base import Recommender
 from .baseline_utils import TripleBatch, fgsm, triple_batches
 from .nets import step
+from .specs import EPOCH_PASSES, POSITIVE, Family, Float, Int, Map, dataset_setting
+
+FAMILY = Family(
+    name="apr",
+    schema=Map(
+        {
+            "embedding_dim": dataset_setting(),
+            "batch_size": Int(min=1),
+            "lr": POSITIVE,
+            "reg": Float(min=0.0),
+            "eps": Float(min=0.0),
+            "reg_adv": Float(min=0.0),
+            "pretrain_passes": Int(min=0),
+            "epoch_passes": EPOCH_PASSES,
+        }
+    ),
+    cls="APR",
+    reads_vectors=False,
+    models={"apr": "APR"},
+    order=1,
+)
 
 
 class APR(Recommender):
-    family = "apr"
-
     def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
         super().__init__(n_users, n_items, params)
         d = params["embedding_dim"]

@@ -32,11 +32,41 @@ from .baseline_utils import (
     frozen,
 )
 from .nets import step
+from .specs import (
+    EPOCH_PASSES,
+    POSITIVE,
+    POSITIVE_INTS,
+    WIDTHS,
+    Family,
+    Float,
+    Int,
+    Map,
+    dataset_setting,
+)
+
+AVB_FIELDS = {  # VAEGAN's schema builds on these (models/vaegan.py)
+    "embedding_dim": dataset_setting(),
+    "encoder_hidden": WIDTHS,
+    "decoder_hidden": POSITIVE_INTS,
+    "critic_hidden": WIDTHS,
+    "noise_dim": Int(min=1),
+    "lr": POSITIVE,
+    "critic_lr": POSITIVE,
+    "beta1": Float(min=0.0, max=0.999),
+    "batch_size": Int(min=1),
+    "epoch_passes": EPOCH_PASSES,
+}
+FAMILY = Family(
+    name="avb",
+    schema=Map(AVB_FIELDS),
+    cls="AVB",
+    reads_vectors=True,
+    models={"avb": "AVB"},
+    order=5,
+)
 
 
 class AVB(UserRowModel):
-    family = "avb"
-
     def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
         super().__init__(n_users, n_items, params)
         p = params

@@ -21,7 +21,6 @@ from .nets import CSRStore
 
 
 class Recommender(nn.Module):
-    family: str = ""
     iterative: bool = True  # False: fitted in one pass (no epochs)
 
     def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:

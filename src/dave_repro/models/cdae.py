@@ -17,11 +17,29 @@ from torch import nn
 
 from .baseline_utils import UserBatch, UserRowModel, dropout, l2
 from .nets import ACTIVATIONS, step
+from .specs import ACTIVATION_NAMES, EPOCH_PASSES, POSITIVE, Family, Float, Int, Map, Str
+
+FAMILY = Family(
+    name="cdae",
+    schema=Map(
+        {
+            "hidden": Int(min=1),
+            "hidden_activation": Str(choices=ACTIVATION_NAMES),
+            "corruption": Float(min=0.0, max=0.99),
+            "reg": Float(min=0.0),
+            "lr": POSITIVE,
+            "batch_size": Int(min=1),
+            "epoch_passes": EPOCH_PASSES,
+        }
+    ),
+    cls="CDAE",
+    reads_vectors=True,
+    models={"cdae": "CDAE"},
+    order=0,
+)
 
 
 class CDAE(UserRowModel):
-    family = "cdae"
-
     def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
         super().__init__(n_users, n_items, params)
         k = params["hidden"]

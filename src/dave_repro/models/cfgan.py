@@ -21,6 +21,36 @@ from torch import nn
 
 from .baseline_utils import UserBatch, UserRowModel, frozen, gan_loss, l2, sample_unobserved_mask
 from .nets import mlp, step
+from .specs import EPOCH_PASSES, POSITIVE, SHARE, Family, Float, Int, Map, Str
+
+FAMILY = Family(
+    name="cfgan",
+    schema=Map(
+        {
+            "scheme": Str(choices=("ZP", "ZR", "PM")),
+            "g_hidden": Int(min=1),
+            "g_layers": Int(min=1),
+            "d_hidden": Int(min=1),
+            "d_layers": Int(min=1),
+            "g_lr": POSITIVE,
+            "d_lr": POSITIVE,
+            "g_reg": Float(min=0.0),
+            "d_reg": Float(min=0.0),
+            "g_batch_size": Int(min=1),
+            "d_batch_size": Int(min=1),
+            "g_passes": Int(min=1),
+            "d_passes": Int(min=1),
+            "zr_ratio": SHARE,
+            "pm_ratio": SHARE,
+            "zr_coefficient": Float(min=0.0),
+            "epoch_passes": EPOCH_PASSES,
+        }
+    ),
+    cls="CFGAN",
+    reads_vectors=True,
+    models={"cfgan": "CFGAN"},
+    order=3,
+)
 
 
 def _net(n_in: int, hidden: int, layers: int, n_out: int) -> nn.Sequential:
@@ -34,8 +64,6 @@ def _net(n_in: int, hidden: int, layers: int, n_out: int) -> nn.Sequential:
 
 
 class CFGAN(UserRowModel):
-    family = "cfgan"
-
     def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
         super().__init__(n_users, n_items, params)
         p = params

@@ -29,6 +29,34 @@ from torch import nn
 
 from .baseline_utils import RowNet, UserBatch, UserRowModel, gan_loss
 from .nets import SparseLinear, SparseRows, mlp
+from .specs import EPOCH_PASSES, POSITIVE, WIDTHS, Family, Float, Int, Map, dataset_setting
+
+FAMILY = Family(
+    name="cvae-gan",
+    schema=Map(
+        {
+            "embedding_dim": dataset_setting(),
+            "encoder_hidden": WIDTHS,
+            "generator_hidden": WIDTHS,
+            "discriminator_hidden": WIDTHS,
+            "classifier_hidden": WIDTHS,
+            "lr": POSITIVE,
+            "beta1": Float(min=0.0, max=0.999),
+            "batch_size": Int(min=1),
+            "loss_weights": Map(
+                {
+                    k: Float(min=0.0)
+                    for k in ("kl", "encoder_pairwise", "generator_pairwise", "mean_matching")
+                }
+            ),
+            "epoch_passes": EPOCH_PASSES,
+        }
+    ),
+    cls="CVAEGAN",
+    reads_vectors=True,
+    models={"cvae-gan": "CVAE-GAN"},
+    order=7,
+)
 
 
 class Encoder(nn.Module):
@@ -60,8 +88,6 @@ def half_sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class CVAEGAN(UserRowModel):
-    family = "cvae-gan"
-
     def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
         super().__init__(n_users, n_items, params)
         p = params

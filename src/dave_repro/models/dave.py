@@ -39,6 +39,57 @@ from torch import nn
 from ..training.sampling import PairBatch, pair_batches
 from .base import Recommender
 from .nets import ACTIVATIONS, CSRStore, SparseLinear, SparseRows, mlp, to_device
+from .specs import (
+    ACTIVATION_NAMES,
+    POSITIVE,
+    POSITIVE_INTS,
+    Bool,
+    Family,
+    Float,
+    Int,
+    List,
+    Map,
+    Str,
+    dataset_setting,
+)
+
+FAMILY = Family(
+    name="dave",
+    schema=Map(
+        {
+            "regularizer": Str(choices=("adversarial", "kl")),
+            "stochastic": Bool(),
+            "encoder_hidden": POSITIVE_INTS,
+            "decoder_hidden": POSITIVE_INTS,
+            "activation": Str(choices=ACTIVATION_NAMES),
+            "discriminator_hidden": POSITIVE_INTS,
+            "discriminator_input": Str(choices=("embedding", "embedding+input")),
+            "predictor_hidden": List(Int(min=1), min_len=1),
+            "lr": POSITIVE,
+            "d_lr": POSITIVE,
+            "weight_decay": Float(min=0.0),
+            "d_steps": Int(min=1),
+            "reduction": Str(choices=("sum", "per_entry", "mean")),
+            "loss_weights": Map(
+                {
+                    "reconstruction": Float(min=0.0),
+                    "regularizer": Float(min=0.0),
+                    "prediction": POSITIVE,
+                }
+            ),
+            "eval_embedding": Str(choices=("mean", "sample")),
+            "precision": Str(choices=("fp32", "bf16")),
+            "decoder_sample": Float(min=0.0, exclusive_min=True, max=1.0),
+            "embedding_dim": dataset_setting(),
+            "batch_size": dataset_setting(),
+            "negative_ratio": dataset_setting(),
+        }
+    ),
+    cls="DAVE",
+    reads_vectors=True,
+    models={"dave-adv": "DAVE-adv", "dave-aae": "DAVE+aae", "dave": "DAVE"},  # the paper's rows
+    order=9,
+)
 
 
 @dataclass
@@ -207,8 +258,6 @@ def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tens
 
 
 class DAVE(Recommender):
-    family = "dave"
-
     def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
         super().__init__(n_users, n_items, params)
         p = params

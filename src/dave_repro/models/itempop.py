@@ -9,10 +9,19 @@ import scipy.sparse as sp
 import torch
 
 from .base import Recommender
+from .specs import Family, Map
+
+FAMILY = Family(
+    name="itempop",
+    schema=Map({}),
+    cls="ItemPop",
+    reads_vectors=False,
+    models={"itempop": "ItemPop"},
+    order=1000,  # our floor, after every other row
+)
 
 
 class ItemPop(Recommender):
-    family = "itempop"
     iterative = False
 
     def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:

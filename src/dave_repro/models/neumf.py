@@ -26,11 +26,31 @@ from ..training.sampling import PairBatch
 from .base import Recommender
 from .baseline_utils import lecun_uniform_, pair_passes
 from .nets import step
+from .specs import EPOCH_PASSES, POSITIVE, SHARE, Family, Int, List, Map, Str, dataset_setting
+
+FAMILY = Family(
+    name="neumf",
+    schema=Map(
+        {
+            "factors": Int(min=1),
+            "mlp_layers": List(Int(min=2), min_len=1),
+            "negative_ratio": dataset_setting(),
+            "batch_size": dataset_setting(),
+            "lr": POSITIVE,
+            "pretrain_passes": Int(min=0),
+            "pretrain_alpha": SHARE,
+            "finetune_optimizer": Str(choices=("adam", "sgd")),
+            "epoch_passes": EPOCH_PASSES,
+        }
+    ),
+    cls="NeuMF",
+    reads_vectors=False,
+    models={"neumf": "NeuMF"},
+    order=4,
+)
 
 
 class NeuMF(Recommender):
-    family = "neumf"
-
     def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
         super().__init__(n_users, n_items, params)
         p = params

@@ -26,9 +26,32 @@ from torch import nn
 
 from .baseline_utils import UserBatch, UserRowModel, dropout
 from .nets import step
+from .specs import EPOCH_PASSES, POSITIVE, Family, Float, Int, Map
 
 MIXTURE = (3 / 20, 3 / 4, 1 / 10)  # standard, old posterior, wide ("uniform") component
 WIDE_LOGVAR = 10.0
+
+
+FAMILY = Family(
+    name="recvae",
+    schema=Map(
+        {
+            "hidden": Int(min=1),
+            "latent": Int(min=1),
+            "lr": POSITIVE,
+            "batch_size": Int(min=1),
+            "gamma": Float(min=0.0),
+            "dropout": Float(min=0.0, max=0.99),
+            "encoder_passes": Int(min=1),
+            "decoder_passes": Int(min=1),
+            "epoch_passes": EPOCH_PASSES,
+        }
+    ),
+    cls="RecVAE",
+    reads_vectors=True,
+    models={"recvae": "RecVAE"},
+    order=8,
+)
 
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -88,8 +111,6 @@ class CompositePrior(nn.Module):
 
 
 class RecVAE(UserRowModel):
-    family = "recvae"
-
     def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
         super().__init__(n_users, n_items, params)
         p = params

@@ -1,6 +1,6 @@
 """Model families by name: the class of each, imported only when a model is built (so a stage's
 code hash covers the one family it trains, and validating params.yaml never imports torch).
-The families themselves are declared in :mod:`.specs`."""
+Each family is declared in its own module (``FAMILY``, read by :mod:`.specs`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from .specs import FAMILIES
 def family_class(family: str) -> type[Recommender]:
     spec = FAMILIES[family]
     module = importlib.import_module(f"{__package__}.{spec.module}")
+    if module.FAMILY.name != family:  # the imported module is the one that was read
+        raise RuntimeError(
+            f"models/{spec.module}.py declares {module.FAMILY.name!r}, not {family!r}"
+        )
     return getattr(module, spec.cls)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .avb import AVB
+from .avb import AVB, AVB_FIELDS
 from .baseline_utils import (
     RowNet,
     UserBatch,
@@ -30,12 +30,27 @@ from .baseline_utils import (
     gan_loss,
 )
 from .nets import step
+from .specs import WIDTHS, Family, Float, Map
+
+FAMILY = Family(
+    name="vaegan",
+    schema=Map(
+        {
+            **AVB_FIELDS,
+            "discriminator_hidden": WIDTHS,
+            "gan_weight": Float(min=0.0),
+            "contractive_weight": Float(min=0.0),
+        }
+    ),
+    cls="VAEGAN",
+    reads_vectors=True,
+    models={"vaegan": "VAEGAN"},
+    order=6,
+)
 
 
 class VAEGAN(AVB):
     """AVB's encoder, decoder, T and optimisers (and its scoring), plus the discriminator D."""
-
-    family = "vaegan"
 
     def __init__(self, n_users: int, n_items: int, params: dict[str, Any]) -> None:
         super().__init__(n_users, n_items, params)

@@ -303,15 +303,21 @@ def readings_metrics(summary: pd.DataFrame) -> dict[str, Any]:
 
 
 def write_summary(
-    kind: str, params: dict[str, Any], dataset: str, root: Path = RESULTS
+    kind: str,
+    params: dict[str, Any],
+    dataset: str,
+    root: Path = RESULTS,
+    runs_root: Path | None = None,
 ) -> list[Path]:
+    """The summary of ``kind`` under ``root``, from the runs under ``runs_root`` (default
+    ``root``; the readings study can read committed records laid out like results/)."""
     build, metrics = {
         "noise": (noise_summary, noise_metrics),
         "tsne": (tsne_summary, tsne_metrics),
         "sweeps": (sweep_summary, sweep_metrics),
         "readings": (readings_summary, readings_metrics),
     }[kind]
-    table = build(params, dataset, root)
+    table = build(params, dataset, runs_root or root)
     if kind in ("sweeps", "readings"):
         # DVC tracks this directory; a study that reuses only main runs leaves it empty
         layout.sweep_runs_root(dataset, root).mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from ..locks import artifact_lock
 from ..provenance import StageRun
 
 log = logging.getLogger(__name__)
+KEY_ENV = "DAVE_JOB_KEY"  # the engine's key for the job a Snakemake rule runs (engine.KEY_ENV)
 
 
 @dataclass
@@ -29,7 +31,8 @@ class Stage:
     params: dict[str, Any]
     family: str | None = None  # model stages: the family whose module enters the code hash
     temporaries: tuple[Path, tuple[str, ...]] | None = None  # (directory, output names)
-    key: str | None = None  # the engine's key for this job, recorded in the manifest
+    # the engine's key for this job, recorded in the manifest (None: the rule's, from KEY_ENV)
+    key: str | None = None
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Done:
 
 def execute(stage: Stage, work: Callable[[StageRun], Done], *, force: bool = False) -> bool:
     """Run ``work`` unless the stage is up to date; returns whether it ran."""
+    key = stage.key if stage.key is not None else os.environ.get(KEY_ENV) or None
     with artifact_lock(stage.lock):
         if stage.temporaries is not None:
             clean_temporaries(*stage.temporaries)
@@ -56,12 +60,12 @@ def execute(stage: Stage, work: Callable[[StageRun], Done], *, force: bool = Fal
             family=stage.family,
         )
         if not force and run.up_to_date():
-            if stage.key is not None:
-                _record_key(run, stage.key)
+            if key is not None:
+                _record_key(run, key)
             log.info("%s: up to date", stage.label)
             return False
         done = work(run)
-        extra = {**done.extra, **({"key": stage.key} if stage.key is not None else {})}
+        extra = {**done.extra, **({"key": key} if key is not None else {})}
         run.finish(extra=extra, device=done.device, outputs=done.outputs)
         if done.then is not None:
             done.then()

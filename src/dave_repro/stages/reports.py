@@ -8,12 +8,14 @@ runs, the split and the raw files it came from.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from .. import config, layout, plan
+from .. import atomic, config, layout, plan
+from ..errors import ConfigError
 from ..hashing import sha256_file
 from ..provenance import PACKAGE_DIR, StageRun
 from .base import Done, Stage, execute, recorded_outputs
@@ -37,6 +39,14 @@ def _paper_numbers() -> dict[str, str]:
     return {p.name: sha256_file(p) for p in sorted(PAPER_NUMBERS.glob("*.csv"))}
 
 
+def _displayed() -> list[list[str]]:
+    """The models' display names in table order: declared in the model modules (their
+    ``FAMILY``), which the report stages do not import, so they enter as parameters."""
+    from ..models.specs import DISPLAY
+
+    return [[model, name] for model, name in DISPLAY.items()]
+
+
 def _run_metrics(dataset: str, used: dict[str, Any]) -> list[Path]:
     return [
         layout.run_dir(dataset, m, s) / "metrics.json"
@@ -45,26 +55,104 @@ def _run_metrics(dataset: str, used: dict[str, Any]) -> list[Path]:
     ]
 
 
+# The columns of the paper's Tables 4-8 that `dvc metrics show/diff` and `dvc exp show` print.
+COMPACT_METRICS = ("hr@10", "ndcg@10")
+# What a run's history records besides the curves (wall-clock time differs on every rerun).
+NOT_CURVES = ("epoch", "seconds")
+
+
+def _train_records(dataset: str, used: dict[str, Any]) -> list[Path]:
+    return [
+        layout.run_dir(dataset, m, s) / "train.json" for m in used["models"] for s in used["seeds"]
+    ]
+
+
+def compact_metrics(collected: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per model, test HR@10 / NDCG@10 of the sampled protocol (the paper's), mean over seeds:
+    the few numbers worth a column, out of the hundreds the per-dataset file holds."""
+    return {
+        model: {k: res["sampled"]["mean"][k] for k in COMPACT_METRICS}
+        for model, res in collected["models"].items()
+    }
+
+
+def _write_compact(dataset: str, compact: dict[str, dict[str, float]]) -> None:
+    """One file per model, so `dvc metrics show` prints the dataset as a models × metrics table;
+    files of models no longer in the grid go (Snakemake runs do not clean up like DVC)."""
+    folder = layout.compact_metrics_dir(dataset)
+    for model, values in compact.items():
+        atomic.write_json(layout.compact_metrics_path(dataset, model), values)
+    for stale in folder.glob("*.json"):
+        if stale.stem not in compact:
+            stale.unlink()
+
+
+def _metric_order(name: str) -> tuple[bool, str, int]:
+    """Validation metrics first (what early stopping reads), then losses; @5 before @10."""
+    base, _, k = name.partition("@")
+    return (not name.startswith("valid/"), base, int(k) if k.isdigit() else 0)
+
+
+def curve_rows(history: dict[tuple[str, int], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Long rows (model, seed, epoch, metric, value), the template's input: a panel per
+    ``metric``, in the order ``panel`` gives (vega-lite would sort the names), coloured by
+    ``model``."""
+    metrics = {k for records in history.values() for r in records for k in r}
+    rows = []
+    for panel, metric in enumerate(sorted(metrics - set(NOT_CURVES), key=_metric_order)):
+        for (model, seed), records in history.items():
+            rows += [
+                {
+                    "model": model,
+                    "seed": seed,
+                    "epoch": r["epoch"],
+                    "metric": metric,
+                    "panel": panel,
+                    "value": float(f"{r[metric]:.6g}"),
+                }
+                for r in records
+                if isinstance(r.get(metric), int | float)
+            ]
+    return rows
+
+
+def _write_curves(dataset: str, used: dict[str, Any]) -> None:
+    """Every run's per-epoch history (``train.json``, written atomically, unlike the DVCLive
+    copy) in one file, a row per line so that git diffs stay readable."""
+    history = {
+        (m, s): json.loads((layout.run_dir(dataset, m, s) / "train.json").read_text())["history"]
+        for m in used["models"]
+        for s in used["seeds"]
+    }
+    lines = [json.dumps(r, separators=(",", ":")) for r in curve_rows(history)]
+    atomic.write_text(layout.curves_table_path(dataset), "[\n" + ",\n".join(lines) + "\n]\n")
+
+
 def metrics(
     params: dict[str, Any], dataset: str, profile: str | None = None, *, force: bool = False
 ) -> Path:
-    """Every run of ``dataset`` in the selected grid, in one file (what `dvc metrics` reads)."""
+    """Every run of ``dataset`` in the selected grid, in one file, and the two views of it that
+    DVC prints readably: test HR@10 / NDCG@10 per model (`dvc metrics show`) and the per-epoch
+    curves (`dvc plots show`)."""
     used = {"report": "metrics", "dataset": dataset, **_profile_params(params, profile)}
     out = layout.metrics_path(dataset)
+    compact = [layout.compact_metrics_path(dataset, m) for m in used["models"]]
     stage = Stage(
         "report",
         f"report metrics {dataset}",
         f"metrics/{dataset}",
         layout.metrics_manifest_path(dataset),
-        inputs=_run_metrics(dataset, used),
-        outputs=[out],
+        inputs=[*_run_metrics(dataset, used), *_train_records(dataset, used)],
+        outputs=[out, *compact, layout.curves_table_path(dataset)],
         params=used,
     )
 
     def work(run: StageRun) -> Done:
         from ..reports.aggregate import write_dataset_metrics
 
-        write_dataset_metrics(params, dataset, profile)
+        written = write_dataset_metrics(params, dataset, profile)
+        _write_compact(dataset, compact_metrics(json.loads(written.read_text())))
+        _write_curves(dataset, used)
         return Done(extra={"report": "metrics", "dataset": dataset})
 
     execute(stage, work, force=force)
@@ -82,6 +170,7 @@ def tables(
         "datasets": list(params["datasets"]),
         **_profile_params(params, profile),
         "paper_numbers_sha256": _paper_numbers(),
+        "displayed": _displayed(),
     }
     # the per-dataset metrics files, and the run results the summary re-reads from them
     inputs = [
@@ -135,24 +224,39 @@ def _summary_settings(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def summary(kind: str, params: dict[str, Any], dataset: str, *, force: bool = False) -> list[Path]:
-    """A study's per-dataset summary (``results/<kind>/<dataset>.{csv,json}``)."""
+def summary(
+    kind: str,
+    params: dict[str, Any],
+    dataset: str,
+    *,
+    runs_root: Path | None = None,
+    force: bool = False,
+) -> list[Path]:
+    """A study's per-dataset summary (``results/<kind>/<dataset>.{csv,json}``). ``runs_root``
+    (the readings study only): read the points' records from there, laid out like ``results/``
+    (the committed exploration runs, each naming the commit that made it), not from results/."""
+    if runs_root is not None and kind != "readings":
+        raise ConfigError([f"report {kind}: only the readings summary reads another runs root"])
     csv, js = layout.summary_paths(kind, dataset)
+    inputs = _summary_inputs(kind, params, dataset)
+    if runs_root is not None:
+        inputs = [runs_root / p.relative_to(layout.RESULTS) for p in inputs]
+    extra = {"runs_root": runs_root.as_posix()} if runs_root is not None else {}
     stage = Stage(
         "report",
         f"report {kind} {dataset}",
         f"{kind}/{dataset}",
         csv.with_suffix(".manifest.json"),
-        inputs=_summary_inputs(kind, params, dataset),
+        inputs=inputs,
         outputs=[csv, js],
-        params={**_summary_settings(kind, params), "dataset": dataset},
+        params={**_summary_settings(kind, params), "dataset": dataset, **extra},
     )
 
     def work(run: StageRun) -> Done:
         from ..reports.studies import write_summary
 
-        write_summary(kind, params, dataset)
-        return Done(extra={"report": kind, "dataset": dataset})
+        write_summary(kind, params, dataset, runs_root=runs_root)
+        return Done(extra={"report": kind, "dataset": dataset, **extra})
 
     execute(stage, work, force=force)
     return [csv, js]
@@ -174,6 +278,7 @@ def figures(params: dict[str, Any], *, force: bool = False) -> list[Path]:
         "profile": params["profile"],
         **{k: params[k] for k in ("noise", "tsne", "sweeps", "readings")},
         "paper_numbers_sha256": _paper_numbers(),
+        "displayed": _displayed(),
     }
     stage = Stage(
         "report",
@@ -223,6 +328,7 @@ def report(params: dict[str, Any], *, force: bool = False) -> Path:
             "datasets": list(params["datasets"]),
             **_profile_params(params, None),
             "readings": params["readings"],
+            "displayed": _displayed(),
         },
     )
 
