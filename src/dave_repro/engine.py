@@ -8,7 +8,6 @@ files are :mod:`.plan`'s; where they live, :mod:`.layout`'s.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -17,7 +16,7 @@ from typing import Any
 from . import config, layout, plan
 from .errors import ConfigError
 from .provenance import job_key as _key
-from .provenance import run_key
+from .provenance import read_manifest, run_key
 
 OVERRIDABLE = {"profile", "datasets"}  # what `snakemake --config` may change
 
@@ -132,7 +131,7 @@ def is_current(manifest: Path, key: str | None) -> bool:
     """The manifest records ``key``, every output it records exists, and every input it read
     is what the manifest beside that input (its producer's) records now: a producer that ran
     again since, in another invocation or by the other engine, makes this job stale."""
-    rec = _read(manifest)
+    rec = read_manifest(manifest)
     if rec is None or (key is not None and rec.get("key") != key):
         return False
     if not all(Path(p).is_file() for p in rec.get("outputs", {})):
@@ -162,16 +161,8 @@ def _outputs_beside(directory: Path) -> dict[str, str]:
     return {
         out: sha
         for m in sorted(directory.glob("*manifest.json"))
-        for out, sha in ((_read(m) or {}).get("outputs") or {}).items()
+        for out, sha in ((read_manifest(m) or {}).get("outputs") or {}).items()
     }
-
-
-def _read(manifest: Path) -> dict[str, Any] | None:
-    try:
-        rec = json.loads(manifest.read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
-        return None
-    return rec if isinstance(rec, dict) else None
 
 
 def _keep(path: Path) -> None:

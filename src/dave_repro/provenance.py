@@ -47,6 +47,16 @@ STAGE_ROOTS: dict[str, tuple[str, ...]] = {
 }
 
 
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """A stage's manifest as written, or None where there is none to trust (missing, not JSON,
+    not a mapping): every caller then treats the stage as not run."""
+    try:
+        rec = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
 def _read_package(rel: str) -> bytes | None:
     path = PACKAGE_DIR / rel
     return path.read_bytes() if path.is_file() else None
@@ -223,10 +233,7 @@ class StageRun:
         )
 
     def recorded(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.manifest_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
+        return read_manifest(self.manifest_path)
 
     def up_to_date(self) -> bool:
         """Same fingerprint, and every output still hashes to what was recorded."""

@@ -173,26 +173,22 @@ def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
     return None, None
 
 
-def _declares(path: Path) -> bool:
-    """Whether a module has a top-level ``FAMILY = ...`` (cheap: no evaluation)."""
-    tree = ast.parse(path.read_bytes(), filename=str(path))
-    return any(_assignment(n)[0] == "FAMILY" for n in tree.body)
-
-
 def declarations(models_dir: Path = MODELS_DIR) -> dict[str, Family]:
     """Every family declared under ``models/``, by name, in table order (then by name)."""
     found: dict[str, Family] = {}
     for path in sorted(models_dir.glob("*.py")):
-        if path.stem.startswith("_") or path.stem == "specs" or not _declares(path):
+        if path.stem.startswith("_") or path.stem == "specs":
             continue
         try:
-            fam = constants(path)["FAMILY"]
-        except (NameError, KeyError, TypeError) as exc:
+            fam = constants(path).get("FAMILY")
+        except (NameError, TypeError) as exc:
             raise DeclarationError(
                 f"models/{path.name}: its FAMILY declaration cannot be read without importing "
                 f"the module ({exc}); build it from models/specs.py's vocabulary "
                 f"({', '.join(sorted(VOCABULARY))}) and constants of sibling modules"
             ) from None
+        if fam is None:  # not a family's module (base, nets, ...)
+            continue
         if not isinstance(fam, Family):
             raise DeclarationError(f"models/{path.name}: FAMILY is not a specs.Family")
         if fam.name in found:

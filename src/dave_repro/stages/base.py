@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from typing import Any
 
 from .. import atomic
 from ..locks import artifact_lock
-from ..provenance import StageRun
+from ..provenance import StageRun, read_manifest
 
 log = logging.getLogger(__name__)
 KEY_ENV = "DAVE_JOB_KEY"  # the engine's key for the job a Snakemake rule runs (engine.KEY_ENV)
@@ -75,10 +74,7 @@ def execute(stage: Stage, work: Callable[[StageRun], Done], *, force: bool = Fal
 def recorded_outputs(manifest: Path) -> list[Path]:
     """The outputs an up-to-date stage's manifest records (a stage whose outputs are a folder's
     contents reports them without re-listing the folder)."""
-    try:
-        rec = json.loads(manifest.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return []
+    rec = read_manifest(manifest) or {}
     return [Path(p) for p in rec.get("outputs", {})]
 
 
