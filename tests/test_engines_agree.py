@@ -73,7 +73,7 @@ def test_after_dvc_repro_snakemake_plans_nothing_and_changes_no_byte(reproduced)
     root, env, console = reproduced
     # every job's lines reach DVC's console, each saying which stage, dataset and model
     assert "[train ml-100k/dave/seed-0] training on" in console
-    assert "[train ml-100k/dave/seed-0] epoch 0:" in console
+    assert "[train ml-100k/dave/seed-0] epoch 0 (1/1):" in console
     assert "[download ml-100k]" in console
     assert_current_for_both(root, env)
     # a changed parameter re-runs exactly the jobs that use it
@@ -93,6 +93,44 @@ def test_after_dvc_repro_snakemake_plans_nothing_and_changes_no_byte(reproduced)
     assert "rule split:" in jobs and "rule download:" not in jobs
     sh(root, "dvc", "repro", env=env)
     assert NOTHING in planned(root, env)
+
+
+@pytest.mark.slow
+def test_snakemake_declares_every_file_a_stage_writes(reproduced):
+    """A file a job writes but its rule does not declare is neither protected nor planned by
+    Snakemake (the metrics stage's per-model files and curves table once were)."""
+    root, env, _ = reproduced
+    summary = sh(root, "snakemake", "--summary", *TARGETS, env=env).stdout
+    declared = {line.split("\t")[0] for line in summary.splitlines()[1:] if line.strip()}
+    written = {
+        out
+        for top in ("data", "results")
+        for manifest in (root / top).rglob("*manifest.json")
+        for out in json.loads(manifest.read_text()).get("outputs", {})
+    }
+    assert any(w.startswith("results/metrics/compact/") for w in written)
+    undeclared = {
+        w for w in written if not any(p in declared for p in (w, *map(str, Path(w).parents)))
+    }
+    assert not undeclared, f"written but not declared by any rule: {sorted(undeclared)}"
+
+
+@pytest.mark.slow
+def test_a_fresh_clones_dry_run_prints_every_stage_and_writes_nothing(reproduced, tmp_path):
+    """On a fresh clone plain `dvc repro --dry` stops at the first stage whose input is not there
+    yet (DVC hashes it for its run cache: treeverse/dvc#9818); with --force it skips that lookup
+    and prints the whole plan, which on a fresh clone is every stage (README, Preview)."""
+    root, env, _ = reproduced
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(root), str(clone))
+    dry = sh(clone, "dvc", "repro", "--dry", "--force", env=env)
+    stages = yaml.safe_load((clone / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        shown = [name] if "foreach" not in stage else [f"{name}@ml-100k"]
+        for s in shown:
+            assert f"Running stage '{s}'" in dry.stdout, s
+    made = [p for top in ("data", "results") for p in (clone / top).rglob("*") if p.is_file()]
+    assert all(p.name in (".gitignore", ".gitkeep") for p in made), made
 
 
 @pytest.mark.slow

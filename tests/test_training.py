@@ -227,3 +227,17 @@ def test_an_outputs_key_other_than_the_jobs_refreshes_the_key_file(tmp_path, mon
     manifest.write_text(json.dumps({"key": "bbbb"}))  # outputs of another key, put back
     engine.key_file("train", "aaaa", "ml-100k", manifest=str(manifest))
     assert path.stat().st_mtime > time.time() - 60  # newer than those outputs: the job re-runs
+
+
+def test_progress_lines_say_how_far_the_epoch_is_and_when_it_ends():
+    """Without a terminal (DVC's and Snakemake's consoles), a line every 30 s: epochs of the
+    schedule, batches of the epoch (known after the first) and the time left in it."""
+    from dave_repro.training.trainer import _LogProgress
+
+    first = _LogProgress(iter([]), 0, None, 40)
+    assert first.line(100, 10.0).rstrip() == "epoch 0 (1/40): 100 batches, 10.0 batch/s"
+    later = _LogProgress(iter([]), 3, 1000, 40)
+    later.set_postfix(loss="0.5000")
+    assert later.line(400, 40.0) == (
+        "epoch 3 (4/40): 400/1000 batches, 10.0 batch/s, epoch ends in 1m00s loss=0.5000"
+    )

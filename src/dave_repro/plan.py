@@ -300,6 +300,18 @@ def run_targets(params: dict[str, Any], filename: str, dataset: str | None = Non
     ]
 
 
+def metrics_outputs(params: dict[str, Any], dataset: str, profile: str | None = None) -> list[Path]:
+    """What the metrics stage of ``dataset`` writes beside its manifest: every run in one file,
+    test HR@10 / NDCG@10 per model of the grid (`dvc metrics show`), the per-epoch curves table
+    (`dvc plots show`). Both engines declare these, and the stage writes exactly these."""
+    models = config.active_profile(params, profile)["models"]
+    return [
+        layout.metrics_path(dataset),
+        *(layout.compact_metrics_path(dataset, m) for m in models),
+        layout.curves_table_path(dataset),
+    ]
+
+
 def noise_targets(params: dict[str, Any], dataset: str) -> list[str]:
     return [layout.noise_path(d, m, s).as_posix() for d, m, s in noise_jobs(params) if d == dataset]
 

@@ -72,7 +72,8 @@ rule dataset_metrics:
                                   manifest=f"results/metrics/{w.dataset}.manifest.json"),
         lambda w: consumes(*run_files(w.dataset)),
     output:
-        update("results/metrics/{dataset}.json"),
+        # every run in one file, test HR@10 / NDCG@10 per model, the per-epoch curves table
+        *[update(f.as_posix()) for f in plan.metrics_outputs(P, "{dataset}")],
         update("results/metrics/{dataset}.manifest.json"),
     params:
         profile=PROFILE,

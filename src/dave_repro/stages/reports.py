@@ -136,14 +136,13 @@ def metrics(
     curves (`dvc plots show`)."""
     used = {"report": "metrics", "dataset": dataset, **_profile_params(params, profile)}
     out = layout.metrics_path(dataset)
-    compact = [layout.compact_metrics_path(dataset, m) for m in used["models"]]
     stage = Stage(
         "report",
         f"report metrics {dataset}",
         f"metrics/{dataset}",
         layout.metrics_manifest_path(dataset),
         inputs=[*_run_metrics(dataset, used), *_train_records(dataset, used)],
-        outputs=[out, *compact, layout.curves_table_path(dataset)],
+        outputs=plan.metrics_outputs(params, dataset, profile),
         params=used,
     )
 
@@ -307,8 +306,10 @@ def report(params: dict[str, Any], *, force: bool = False) -> Path:
     out = layout.report_path()
     tables_dir, figures_dir = layout.tables_dir(), layout.figures_dir()
     inputs = [
-        *(p for p in sorted(tables_dir.glob("*")) if p.is_file() and p.name != "manifest.json"),
-        *(p for p in sorted(figures_dir.glob("*.png"))),
+        # the folders' files as the tables and figures stages wrote them: not their manifests,
+        # nor the hidden files an engine keeps there (Snakemake's .snakemake_timestamp)
+        *(p for p in sorted(tables_dir.glob("[!.]*")) if p.is_file() and p.name != "manifest.json"),
+        *(p for p in sorted(figures_dir.glob("[!.]*.png"))),
         *(
             p
             for ds in params["datasets"]

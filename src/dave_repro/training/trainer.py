@@ -142,6 +142,7 @@ def train(
     for record in history:
         curves.log(record)
     every = log_interval(device)
+    per_epoch: int | None = None  # batches in an epoch, known after the first (all are equal)
 
     for epoch in range(start, sched["max_epochs"]):
         if best is not None and epoch - best["epoch"] > sched["patience"]:
@@ -153,7 +154,13 @@ def train(
         steps = 0
         pending: list[tuple[int, dict[str, Any]]] = []
         kept = f"{last_path} (after epoch {epoch - 1})" if epoch > 0 else "none yet"
-        bar = _progress(model.batches(split.train, rng, sched["max_train_pairs"]), epoch, progress)
+        bar = _progress(
+            model.batches(split.train, rng, sched["max_train_pairs"]),
+            epoch,
+            progress,
+            total=per_epoch,
+            epochs=sched["max_epochs"],
+        )
         for step, batch in enumerate(bar):
             logs = model.train_step(batch, gen)
             pending.append((step, logs))
@@ -164,6 +171,7 @@ def train(
                 bar.set_postfix(loss=f"{sums.get('loss', 0.0) / steps:.4f}")
         _add_logs(pending, sums, epoch, kept)
         bar.close()
+        per_epoch = steps
         val = validate(model, split, ks)
         spent += time.perf_counter() - t_epoch
         record = {
@@ -191,8 +199,10 @@ def train(
             },
         )
         log.info(
-            "epoch %d: loss %.4f, valid %s %.4f, ndcg@10 %.4f%s (%.0fs)",
+            "epoch %d (%d/%d): loss %.4f, valid %s %.4f, ndcg@10 %.4f%s (%.0fs)",
             epoch,
+            epoch + 1,
+            sched["max_epochs"],
             record.get("train/loss", float("nan")),
             select,
             val[select],
@@ -234,11 +244,23 @@ def _add_logs(
 
 
 class _LogProgress:
-    """Progress for logs (no terminal): a line every ``every`` seconds instead of a bar."""
+    """Progress for logs (no terminal): a line every ``every`` seconds instead of a bar, with how
+    far the epoch is and when it ends once the epoch's length is known (after the first)."""
 
-    def __init__(self, it: Any, epoch: int, every: float = 30.0) -> None:
-        self.it, self.epoch, self.every = it, epoch, every
+    def __init__(
+        self, it: Any, epoch: int, total: int | None, epochs: int, every: float = 30.0
+    ) -> None:
+        self.it, self.epoch, self.total, self.epochs, self.every = it, epoch, total, epochs, every
         self.postfix = ""
+
+    def line(self, n: int, seconds: float) -> str:
+        rate = n / seconds if seconds > 0 else 0.0
+        done = f"{n}/{self.total} batches" if self.total else f"{n} batches"
+        eta = ""
+        if self.total and rate > 0:
+            eta = f", epoch ends in {_duration(max(self.total - n, 0) / rate)}"
+        where = f"epoch {self.epoch} ({self.epoch + 1}/{self.epochs})"
+        return f"{where}: {done}, {rate:.1f} batch/s{eta} {self.postfix}"
 
     def __iter__(self) -> Any:
         t0 = last = time.perf_counter()
@@ -246,13 +268,7 @@ class _LogProgress:
             yield item
             now = time.perf_counter()
             if now - last >= self.every:
-                log.info(
-                    "epoch %d: %d batches, %.1f batch/s %s",
-                    self.epoch,
-                    n,
-                    n / (now - t0),
-                    self.postfix,
-                )
+                log.info("%s", self.line(n, now - t0).rstrip())
                 last = now
 
     def set_postfix(self, **kw: Any) -> None:
@@ -262,11 +278,17 @@ class _LogProgress:
         pass
 
 
-def _progress(it: Any, epoch: int, enabled: bool) -> Any:
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _progress(it: Any, epoch: int, enabled: bool, *, total: int | None, epochs: int) -> Any:
     if enabled and sys.stderr.isatty():
-        return tqdm(it, desc=f"epoch {epoch}", unit="batch", mininterval=1.0, leave=False)
+        desc = f"epoch {epoch} ({epoch + 1}/{epochs})"
+        return tqdm(it, desc=desc, total=total, unit="batch", mininterval=1.0, leave=False)
     if enabled:
-        return _LogProgress(it, epoch)
+        return _LogProgress(it, epoch, total, epochs)
     return tqdm(it, disable=True)
 
 
