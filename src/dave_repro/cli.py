@@ -98,7 +98,8 @@ def cmd_check_params(args: argparse.Namespace) -> int:
 
     p = _params(args)
     n = plan.trainings(p)
-    extra = [f"{v} {k} point(s)" for k, v in n.items() if k != "grid" and v]
+    study = {"sweeps": "sweep", "readings": "readings"}  # the study each extra point is of
+    extra = [f"{v} {study.get(k, k)} point(s)" for k, v in n.items() if k != "grid" and v]
     print(
         f"params OK: profile {p['profile']}, {len(p['datasets'])} dataset(s), "
         f"{sum(n.values())} training job(s) ({n['grid']} in the grid"
