@@ -212,3 +212,21 @@ def test_the_readings_summary_can_read_committed_records_under_another_root(
     assert captured["params"]["runs_root"] == "results/readings-runs"
     with pytest.raises(ConfigError, match="only the readings summary"):
         report_stages.summary("sweeps", p, "ml-100k", runs_root=records)
+
+
+def test_progress_lists_missing_points_and_selects_only_complete_models(readings_workspace):
+    """`dave report readings --progress`: while the grid runs, a model with a missing point
+    selects nothing (a partial grid would select among what happened to finish first); a
+    complete model selects exactly what the summary would."""
+    import shutil
+
+    p, points = readings_workspace
+    dave = [x for x in points if x.model == "dave"]
+    shutil.rmtree(dave[-1].rd)  # one of DAVE's points has not run yet
+    text = summaries.readings_progress(p, "ml-100k")
+    assert f"| dave | `{dave[-1].point}` | " in text and "not run yet" in text
+    assert f"| dave | {len(dave) - 1} of {len(dave)} | waits for 1 more point(s) |" in text
+    complete = [x for x in points if x.model == "dave-adv"]
+    best = complete[-1].point  # validation rises with the grid's order in this workspace
+    assert f"| dave-adv | {len(complete)} of {len(complete)} | `{best}` |" in text
+    assert not Path("results/readings").exists()  # a view: nothing written

@@ -200,6 +200,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         log.set_context("report tables")
         for path in reports.tables(params, force=args.force):
             out.info("wrote %s", path)
+    elif kind == "readings" and args.progress:
+        from .layout import RESULTS
+        from .reports.studies import readings_progress
+
+        print(readings_progress(params, args.dataset, args.runs_root or RESULTS), end="")
     elif kind in ("noise", "tsne", "sweeps", "readings"):
         log.set_context(f"report {kind}", args.dataset)
         runs_root = getattr(args, "runs_root", None)
@@ -343,6 +348,12 @@ def _add_report_commands(sub: argparse._SubParsersAction) -> None:
                 help="read the points' records (train.json, metrics.json) from DIR, a folder "
                 "inside the repository laid out like results/ (runs/, sweep-runs/), e.g. the "
                 "committed exploration runs results/readings-runs; default: results/",
+            )
+            p.add_argument(
+                "--progress",
+                action="store_true",
+                help="print every point, run or not yet, and each model's selection once all "
+                "of its points have run (Markdown, on stdout); writes nothing",
             )
         p.set_defaults(fn=cmd_report)
 

@@ -16,6 +16,7 @@ from .. import atomic, config, layout
 from ..errors import DataFormatError
 from ..layout import RESULTS, noise_path, summary_paths, tsne_path
 from ..plan import noise_jobs, readings_points, readings_profile, sweep_points, tsne_jobs
+from ..provenance import read_manifest
 from . import paper
 from .aggregate import read_metrics
 
@@ -297,6 +298,51 @@ def readings_metrics(summary: pd.DataFrame) -> dict[str, Any]:
             }
         out[str(model)] = block
     return out
+
+
+def readings_progress(params: dict[str, Any], dataset: str, root: Path = RESULTS) -> str:
+    """The readings study while it runs, as Markdown: every point, run or not yet (with the
+    commit that trained it and its validation and test numbers), and per model the selection
+    once all of its points have run (the same rule as the summary; a partial grid selects
+    nothing). Reads the records only and writes nothing."""
+    metric = select_metric(params)
+    metrics = tuple(dict.fromkeys((metric, *SWEEP_METRICS)))
+    lines = [
+        "| model | point | run | commit | best / epochs | valid HR@10 / NDCG@10 "
+        "| test HR@10 / NDCG@10 | train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    done: dict[str, list[dict[str, Any]]] = {}
+    total: dict[str, int] = {}
+    for pt in readings_points(params, dataset):
+        rd = _run_path(pt.rd, root)
+        run = rd.relative_to(root).as_posix() if rd.is_relative_to(root) else rd.as_posix()
+        total[pt.model] = total.get(pt.model, 0) + 1
+        if not (rd / "train.json").is_file():
+            lines.append(f"| {pt.model} | `{pt.point}` | `{run}` | not run yet | | | | |")
+            continue
+        v = _validation_at_best(rd / "train.json", metrics)
+        done.setdefault(pt.model, []).append({"model": pt.model, "point": pt.point, **v})
+        manifest = read_manifest(rd / "train.manifest.json") or {}
+        commit = str((manifest.get("git") or {}).get("commit", "?"))[:7]
+        test = "–"
+        if (rd / "metrics.json").is_file():
+            t = _test_metrics(rd / "metrics.json")
+            test = f"{t['test_hr@10']:.4f} / {t['test_ndcg@10']:.4f}"
+        lines.append(
+            f"| {pt.model} | `{pt.point}` | `{run}` | `{commit}` | "
+            f"{v['best_epoch']} / {v['epochs_run']} | {v['hr@10']:.4f} / {v['ndcg@10']:.4f} | "
+            f"{test} | {v['train_seconds']:.0f} |"
+        )
+    lines += ["", "| model | points run | selected on validation |", "|---|---|---|"]
+    for model, n in total.items():
+        have = done.get(model, [])
+        if len(have) < n:
+            chosen = f"waits for {n - len(have)} more point(s)"
+        else:
+            chosen = f"`{select_readings(pd.DataFrame(have), metric)[model]}`"
+        lines.append(f"| {model} | {len(have)} of {n} | {chosen} |")
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
