@@ -64,8 +64,10 @@ def summarise(seeds: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return res
 
 
-def write_dataset_metrics(params: dict[str, Any], dataset: str, profile: str | None = None) -> Path:
+def write_dataset_metrics(
+    params: dict[str, Any], dataset: str, profile: str | None = None
+) -> dict[str, Any]:
+    """Write ``results/metrics/<dataset>.json`` and return what it holds."""
     data = collect(params, dataset, profile)
-    path = metrics_path(dataset)
-    atomic.write_json(path, data)
-    return path
+    atomic.write_json(metrics_path(dataset), data)
+    return data

@@ -14,7 +14,7 @@ from ..locks import artifact_lock
 from ..provenance import StageRun, read_manifest
 
 log = logging.getLogger(__name__)
-KEY_ENV = "DAVE_JOB_KEY"  # the engine's key for the job a Snakemake rule runs (engine.KEY_ENV)
+KEY_ENV = "DAVE_JOB_KEY"  # the engine's key for a job, set by the Snakefile's KEYED prefix
 
 
 @dataclass

@@ -149,8 +149,8 @@ def metrics(
     def work(run: StageRun) -> Done:
         from ..reports.aggregate import write_dataset_metrics
 
-        written = write_dataset_metrics(params, dataset, profile)
-        _write_compact(dataset, compact_metrics(json.loads(written.read_text())))
+        collected = write_dataset_metrics(params, dataset, profile)
+        _write_compact(dataset, compact_metrics(collected))
         _write_curves(dataset, used)
         return Done(extra={"report": "metrics", "dataset": dataset})
 
@@ -306,10 +306,10 @@ def report(params: dict[str, Any], *, force: bool = False) -> Path:
     out = layout.report_path()
     tables_dir, figures_dir = layout.tables_dir(), layout.figures_dir()
     inputs = [
-        # the folders' files as the tables and figures stages wrote them: not their manifests,
-        # nor the hidden files an engine keeps there (Snakemake's .snakemake_timestamp)
+        # the tables as the tables stage wrote them: not its manifest, nor the hidden file
+        # Snakemake keeps in a directory output (.snakemake_timestamp)
         *(p for p in sorted(tables_dir.glob("[!.]*")) if p.is_file() and p.name != "manifest.json"),
-        *(p for p in sorted(figures_dir.glob("[!.]*.png"))),
+        *(p for p in sorted(figures_dir.glob("*.png"))),
         *(
             p
             for ds in params["datasets"]

@@ -199,10 +199,8 @@ def train(
             },
         )
         log.info(
-            "epoch %d (%d/%d): loss %.4f, valid %s %.4f, ndcg@10 %.4f%s (%.0fs)",
-            epoch,
-            epoch + 1,
-            sched["max_epochs"],
+            "%s: loss %.4f, valid %s %.4f, ndcg@10 %.4f%s (%.0fs)",
+            _epoch_label(epoch, sched["max_epochs"]),
             record.get("train/loss", float("nan")),
             select,
             val[select],
@@ -259,8 +257,7 @@ class _LogProgress:
         eta = ""
         if self.total and rate > 0:
             eta = f", epoch ends in {_duration(max(self.total - n, 0) / rate)}"
-        where = f"epoch {self.epoch} ({self.epoch + 1}/{self.epochs})"
-        return f"{where}: {done}, {rate:.1f} batch/s{eta} {self.postfix}"
+        return f"{_epoch_label(self.epoch, self.epochs)}: {done}, {rate:.1f} batch/s{eta} {self.postfix}"
 
     def __iter__(self) -> Any:
         t0 = last = time.perf_counter()
@@ -278,6 +275,11 @@ class _LogProgress:
         pass
 
 
+def _epoch_label(epoch: int, epochs: int) -> str:
+    """Epochs count from 0 in every record; the console also says which of the schedule's."""
+    return f"epoch {epoch} ({epoch + 1}/{epochs})"
+
+
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
@@ -285,7 +287,7 @@ def _duration(seconds: float) -> str:
 
 def _progress(it: Any, epoch: int, enabled: bool, *, total: int | None, epochs: int) -> Any:
     if enabled and sys.stderr.isatty():
-        desc = f"epoch {epoch} ({epoch + 1}/{epochs})"
+        desc = _epoch_label(epoch, epochs)
         return tqdm(it, desc=desc, total=total, unit="batch", mininterval=1.0, leave=False)
     if enabled:
         return _LogProgress(it, epoch, total, epochs)
