@@ -63,6 +63,7 @@ def test_dry_run_with_the_profile_plans_every_job_with_its_resources(tmp_path, p
         "train": 6,
         "evaluate": 6,
         "dataset_metrics": 1,
+        "readings_summary": 1,  # Tables 4-8 name each row's reading (here: the main runs)
         "tables": 1,
     }
     for rule, res in jobs:

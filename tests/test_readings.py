@@ -12,7 +12,7 @@ import pytest
 
 from dave_repro import config
 from dave_repro import plan as studies
-from dave_repro.errors import ConfigError
+from dave_repro.errors import ConfigError, DataFormatError
 from dave_repro.reports import studies as summaries
 from dave_repro.reports.figures import readings_figure
 
@@ -102,6 +102,8 @@ def readings_workspace(tmp_path, monkeypatch, fresh_params):
     for i, x in enumerate(points):
         x.rd.mkdir(parents=True, exist_ok=True)
         (x.rd / "train.json").write_text(json.dumps(_history(0.5 + 0.001 * i, 0.3)))
+        job = studies.sweep_job(p, "ml-100k", x.point, x.seed, x.model)
+        (x.rd / "train.manifest.json").write_text(json.dumps({"params": job}))
         test = {"sampled": {"hr@10": 0.9 - 0.001 * i, "ndcg@10": 0.6}}
         (x.rd / "metrics.json").write_text(json.dumps(test))
     return p, points
@@ -125,7 +127,8 @@ def test_the_selection_reads_validation_numbers_only(readings_workspace, monkeyp
     chosen = summaries.select_readings(valid, summaries.select_metric(p))
     monkeypatch.setattr(builtins, "open", real_open)
     monkeypatch.setattr(io, "open", real_open)
-    assert opened and all(name.endswith("train.json") for name in opened)
+    # the training records only: each point's history and the manifest that says what trained it
+    assert opened and all(name.endswith(("train.json", "train.manifest.json")) for name in opened)
     # per model, the last point of its grid has the best validation number (and the worst test)
     last = {x.model: x.point for x in points}
     assert chosen == last
@@ -230,3 +233,21 @@ def test_progress_lists_missing_points_and_selects_only_complete_models(readings
     best = complete[-1].point  # validation rises with the grid's order in this workspace
     assert f"| dave-adv | {len(complete)} of {len(complete)} | `{best}` |" in text
     assert not Path("results/readings").exists()  # a view: nothing written
+
+
+def test_a_record_filed_under_another_point_is_refused(readings_workspace):
+    """A run copied to the wrong point's folder (or one trained before a default changed) would
+    enter the selection as that point: its manifest's parameters must be the point's."""
+    import shutil
+
+    p, points = readings_workspace
+    a, b = [x for x in points if x.model == "dave-adv" and not x.default][:2]
+    for name in ("train.json", "train.manifest.json"):
+        shutil.copy(a.rd / name, b.rd / name)
+    with pytest.raises(DataFormatError, match=f"another configuration than dave-adv {b.point}"):
+        summaries.readings_validation(p, "ml-100k")
+    with pytest.raises(DataFormatError, match="differs in model_params"):
+        summaries.readings_progress(p, "ml-100k")
+    (b.rd / "train.manifest.json").unlink()
+    with pytest.raises(DataFormatError, match=f"cannot tell what trained {b.point}"):
+        summaries.readings_validation(p, "ml-100k")

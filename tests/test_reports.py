@@ -391,3 +391,115 @@ def test_paper_profile_report_is_unchanged(tmp_path, monkeypatch, params):
     mean, std = expected_means("hr@5")["itempop"]
     assert summary.splitlines()[2].startswith("Sampled protocol") and "Smoke test" not in summary
     assert f"| ml-100k | ItemPop | 3 | {mean:.4f} ± {std:.4f} | " in summary
+
+
+# ---------------------------------------------------------------------------------------------
+# The readings study in Table 4 and in the report's first lines
+
+
+def write_fake_readings(root: Path, written: float = 0.01) -> pd.DataFrame:
+    """A readings summary: per DAVE model its main runs' point, the as-written point (every
+    test number ``written``) and, for DAVE-adv, a selected point that is not its main runs'."""
+    from dave_repro.reports.studies import READING_COLUMNS
+
+    rows = []
+    for model in ("dave", "dave-adv", "dave-aae"):
+        points = [("reading-per-entry", True, model != "dave-adv", False, 0.6)]
+        points.append(("reading-beta-1", False, False, True, written))
+        if model == "dave-adv":
+            points.append(("reading-beta-0.001", False, True, False, 0.7))
+        for point, default, selected, as_written, value in points:
+            row = dict.fromkeys(READING_COLUMNS)
+            row.update(model=model, name=paper.DISPLAY[model], point=point, kind="reading")
+            row.update(default=default, selected=selected, as_written=as_written, seed=0)
+            row.update({c: value for c in READING_COLUMNS if c.startswith("test_")})
+            rows.append(row)
+    rows.append(
+        {
+            **dict.fromkeys(READING_COLUMNS),
+            "model": "apr",
+            "point": "tune-lr-0.05",
+            "kind": "tuning",
+            "default": True,
+            "selected": True,
+            "as_written": False,
+            "seed": 0,
+        }
+    )
+    df = pd.DataFrame(rows, columns=READING_COLUMNS)
+    (root / "readings").mkdir(parents=True, exist_ok=True)
+    df.to_csv(root / "readings" / "ml-100k.csv", index=False)
+    return df
+
+
+def test_table_sets_each_dave_models_as_written_row_beside_its_own(tmp_path, monkeypatch, params):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "results"
+    write_fake_runs(root)
+    write_fake_readings(root, written=0.99)  # better than every model: still marks nothing
+    p = fake_params(params)
+    write_tables(p, out=root / "tables", root=root)
+    df = pd.read_csv(root / "tables/table-ml-100k.csv")
+    order = list(df["model"])
+    for model in ("dave", "dave-adv", "dave-aae"):
+        assert order[order.index(model) + 1] == model + performance.AS_WRITTEN
+    written = df[df["model"].str.endswith(performance.AS_WRITTEN)]
+    assert (written["seeds"] == 1).all() and (written["reading"] == "reading-beta-1").all()
+    assert np.allclose(written["hr@10_mean"], 0.99) and written["hr@10_std"].isna().all()
+    assert np.allclose(written["full_ndcg@20_mean"], 0.99)
+    assert not written.filter(like="_best").any().any()  # no mark, though the best numbers
+    assert written["dave_p_ndcg@10"].isna().all()
+    pv = paper.paper_value("ml-100k", "dave", "hr@10")
+    dave_written = written[written["model"] == "dave" + performance.AS_WRITTEN].iloc[0]
+    assert np.isclose(dave_written["hr@10_diff"], 0.99 - pv)
+    main = df.set_index("model")
+    assert main.at["dave", "reading"] == "reading-per-entry" == main.at["dave", "selected_reading"]
+    assert main.at["dave-adv", "selected_reading"] == "reading-beta-0.001"
+    assert main.at["apr", "reading"] == "tune-lr-0.05" and pd.isna(main.at["cdae", "reading"])
+    # among the main rows the fixture's best model keeps its marks
+    assert df[df["model"] == "dave"]["hr@10_best"].item()
+    md = (root / "tables/table-ml-100k.md").read_text()
+    lines = md.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("| DAVE | 3 | "))
+    assert lines[i + 1].startswith("| DAVE, as written | 1 | 0.9900 (n = 1) [")
+    assert "**" not in lines[i + 1] and "<u>" not in lines[i + 1]
+    assert "DAVE-adv `reading-per-entry` (validation selects `reading-beta-0.001`)" in md
+    assert "APR `tune-lr-0.05`" in md and "Rows “…, as written”" in md
+    assert "DAVE, as written" in (root / "tables/table-ml-100k.tex").read_text()
+
+
+def test_without_a_readings_study_the_table_has_no_reading_rows(results):
+    root, p = results
+    df = performance.dataset_table(p, "ml-100k", root=root)
+    assert not df["model"].str.endswith(performance.AS_WRITTEN).any()
+    assert df["reading"].isna().all()
+    assert "as written" not in performance.table_markdown(df, "ml-100k", "paper")
+
+
+def test_the_report_answers_under_each_reading_first(tmp_path, monkeypatch, params):
+    """The first section: the claims under the main runs' reading and under Eq. 17 as
+    written (here far worse, so the table claims DAVE wins turn), and the grid's spread beside
+    the seed spread."""
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "results"
+    write_fake_runs(root)
+    readings = write_fake_readings(root, written=0.01)
+    p = fake_params(params)
+    write_tables(p, out=root / "tables", root=root)
+    report = report_markdown(p, root=root)
+    first = report.split("\n## ")[1]
+    assert first.startswith("In short: the paper's claims under each reading")
+    assert "DAVE `reading-per-entry` (selected on validation)" in first
+    assert "DAVE-adv `reading-per-entry` (validation selects `reading-beta-0.001`)" in first
+    tables = {"ml-100k": pd.read_csv(root / "tables/table-ml-100k.csv")}
+    main = claims.check_all(tables, {}, {}, {})
+    written = claims.check_as_written(tables)
+    assert main[1].status == claims.AGREES and written[1].status == claims.DISAGREES
+    assert all(c.status == claims.UNCHECKED for c in written[5:])
+    nd = next(line for line in first.splitlines() if line.startswith("| 2 | "))
+    assert nd.endswith("| ✅ 3 of 3 | ❌ 0 of 3 |")
+    assert f"{sum(c.status == claims.AGREES for c in written)} of 11 agree" in first
+    std = tables["ml-100k"].set_index("model").at["dave", "hr@10_std"]
+    assert f"DAVE 0.0100–0.6000 over 2 readings (± {std:.4f} over its 3 seeds)" in first
+    assert "DAVE-adv 0.0100–0.7000 over 3 readings" in first
+    assert len(readings[readings["as_written"]]) == 3

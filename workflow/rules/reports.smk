@@ -13,7 +13,8 @@ rule tables:
         report_key_file("tables", "results/tables/manifest.json", "results/tables"),
         consumes(*expand("data/processed/{dataset}/stats.json", dataset=DATASETS),
                  *expand("results/metrics/{dataset}.json", dataset=DATASETS),
-                 *plan.run_targets(P, "ranks.parquet")),  # per-user paired tests in Tables 4-8
+                 *plan.run_targets(P, "ranks.parquet"),  # per-user paired tests in Tables 4-8
+                 *expand("results/readings/{dataset}.csv", dataset=DATASETS)),  # reading rows
     output:
         update(directory("results/tables")),
     params:

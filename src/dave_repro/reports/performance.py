@@ -7,6 +7,11 @@ the rows we have) and for the paper's (over the paper's full table, as it printe
 sampled protocol is the paper's; the full-ranking version follows it. The last column is DAVE's
 paired difference in per-user NDCG@10 from each model, with its p-value (see significance.py).
 A smoke test's tables (is_evidence) say so and keep no p-value; one seed shows n = 1, no spread.
+
+Where the readings study ran (``results/readings/<dataset>.csv``), each row names the reading
+or tuning point its runs are and the one validation selects, and every model of the DAVE family
+gets a second row beside its own: Eq. 17 as written (``readings.as_written``), from the study's
+runs. Those rows take no part in the marks or the paired tests.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ from .. import config
 from . import paper
 from .aggregate import collect
 from .significance import HOW_SEEDS_COMBINE, REFERENCE, against_reference, format_p
+from .studies import read_summary
 
 METRICS = paper.METRIC_COLUMNS
 PROTOCOLS = ("sampled", "full")
 TEST_METRIC = "ndcg@10"
 EVIDENCE_PROFILE = "paper"
+AS_WRITTEN = "@as-written"  # the model key of a row that is the model under Eq. 17 as written
 
 
 def is_evidence(profile: str) -> bool:
@@ -92,7 +99,7 @@ def columns() -> list[str]:
         f"full_dave_p_{TEST_METRIC}",
         f"full_dave_users_{TEST_METRIC}",
     ]
-    return cols
+    return [*cols, "reading", "selected_reading"]  # the readings study's points (None: none)
 
 
 def _best(values: pd.Series, among: pd.Series) -> pd.Series:
@@ -124,6 +131,7 @@ def dataset_table(
     evidence = is_evidence(profile or params["profile"])
     models = paper.model_order(list(agg["models"]))
     marks = _paper_marks(dataset)
+    readings = read_summary("readings", dataset, root)
     rows = []
     for model in models:
         res = agg["models"][model]
@@ -131,6 +139,7 @@ def dataset_table(
             "model": model,
             "name": paper.DISPLAY.get(model, model),
             "seeds": res.get("sampled", {}).get("n", 0),
+            **_points(readings, model),
         }
         for proto in PROTOCOLS:
             block = res.get(proto) or {}
@@ -147,8 +156,9 @@ def dataset_table(
                 (model, m), (False, False)
             )
         rows.append(row)
+        rows += _as_written_rows(readings, row)
     df = pd.DataFrame(rows)
-    everyone = pd.Series(True, index=df.index)
+    everyone = ~df["model"].str.endswith(AS_WRITTEN)  # a reading's row competes for no mark
     robust = df["model"].isin(paper.ROBUST)
     for proto in PROTOCOLS:
         p = _prefix(proto)
@@ -165,6 +175,49 @@ def dataset_table(
         df[key % "users"] = [tests.get(mo, {}).get("users", pd.NA) for mo in df["model"]]
         df[key % "users"] = df[key % "users"].astype("Int64")
     return df[columns()]
+
+
+def _points(readings: pd.DataFrame | None, model: str) -> dict[str, Any]:
+    """Which point of the readings study (or of a baseline's tuning) the main runs are, and
+    which one validation selects; None where the study has no grid for the model."""
+    g = None if readings is None else readings[readings["model"] == model]
+    if g is None or g.empty:
+        return {"reading": None, "selected_reading": None}
+    return {
+        key: next(iter(g.loc[g[flag].astype(bool), "point"]), None)
+        for key, flag in (("reading", "default"), ("selected_reading", "selected"))
+    }
+
+
+def _as_written_rows(readings: pd.DataFrame | None, main: dict[str, Any]) -> list[dict[str, Any]]:
+    """The row of ``main``'s model under Eq. 17 as written, from the readings study's runs of
+    that point (their test numbers; the study selected nothing by them): none where the model
+    has no such point or where its main runs already are that reading."""
+    model = main["model"]
+    if readings is None or "test_hr@5" not in readings:
+        return []
+    g = readings[(readings["model"] == model) & readings["as_written"].astype(bool)]
+    if g.empty or g["default"].astype(bool).any():
+        return []
+    n = len(g)
+    row: dict[str, Any] = {
+        "model": model + AS_WRITTEN,
+        "name": f"{main['name']}, as written",
+        "seeds": n,
+        "reading": str(g["point"].iloc[0]),
+        "selected_reading": main["selected_reading"],
+    }
+    for proto in PROTOCOLS:
+        for m in METRICS:
+            col = f"test_{_prefix(proto)}{m}"
+            vals = g[col] if col in g else pd.Series(np.nan, index=g.index)
+            row[f"{_prefix(proto)}{m}_mean"] = vals.mean()
+            row[f"{_prefix(proto)}{m}_std"] = vals.std(ddof=1) if n > 1 else np.nan
+    for m in METRICS:
+        row[f"{m}_paper"] = main[f"{m}_paper"]
+        row[f"{m}_diff"] = row[f"{m}_mean"] - row[f"{m}_paper"]
+        row[f"{m}_paper_best"] = row[f"{m}_paper_best_robust"] = False
+    return [row]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,12 +351,50 @@ def table_markdown(df: pd.DataFrame, dataset: str, profile: str, note: str | Non
         )
     else:
         lines.append("* DAVE is not among these runs, so no paired tests against it.")
+    lines += _readings_notes(df, dataset)
     missing = [paper.DISPLAY[m] for m in paper.PAPER_ORDER if m not in set(df["model"])]
     if missing:
         lines.append(
             f"* Not run in this profile (the paper's rows without ours): {', '.join(missing)}."
         )
     return "\n".join(lines) + "\n"
+
+
+def _readings_notes(df: pd.DataFrame, dataset: str) -> list[str]:
+    """Which reading (or tuning point) each row's runs are, and the as-written rows."""
+    main = df[~df["model"].str.endswith(AS_WRITTEN) & df["reading"].notna()]
+    if main.empty:
+        return []
+    at = [
+        f"{r['name']} `{r['reading']}`"
+        for _, r in main.iterrows()
+        if r["reading"] == r["selected_reading"]
+    ]
+    off = [
+        f"{r['name']} `{r['reading']}` (validation selects "
+        + (f"`{r['selected_reading']}`)" if pd.notna(r["selected_reading"]) else "nothing yet)")
+        for _, r in main.iterrows()
+        if r["reading"] != r["selected_reading"]
+    ]
+    lines = [
+        f"* The readings study and the baselines' tuning (`readings/{dataset}.csv`, selected on "
+        "validation): the runs of each row are the point "
+        + (f"validation selects: {', '.join(at)}" if at else "")
+        + ("; " if at and off else "")
+        + (f"**not** the selected one: {', '.join(off)}" if off else "")
+        + "."
+    ]
+    written = df[df["model"].str.endswith(AS_WRITTEN)]
+    if not written.empty:
+        r0 = written.iloc[0]
+        lines.append(
+            f"* Rows “…, as written”: the model under Eq. 17 read literally (`{r0['reading']}`: "
+            "the per-vector ELBOs and the per-pair BCE summed unweighted; DAVE's and DAVE+aae's "
+            f"discriminators see x as Eq. 10 writes), from the readings study's run{'s' if r0['seeds'] != 1 else ''} of that point "
+            f"(n = {r0['seeds']}), beside the model's own row; they take no part in the bold and "
+            "underline marks or the paired tests."
+        )
+    return lines
 
 
 def _mark_tex(text: str, bold: bool, under: bool) -> str:

@@ -15,7 +15,15 @@ import pandas as pd
 from .. import atomic, config, layout
 from ..errors import DataFormatError
 from ..layout import RESULTS, noise_path, summary_paths, tsne_path
-from ..plan import noise_jobs, readings_points, readings_profile, sweep_points, tsne_jobs
+from ..plan import (
+    ReadingPoint,
+    noise_jobs,
+    readings_points,
+    readings_profile,
+    sweep_job,
+    sweep_points,
+    tsne_jobs,
+)
 from ..provenance import read_manifest
 from . import paper
 from .aggregate import read_metrics
@@ -182,12 +190,42 @@ def select_metric(params: dict[str, Any]) -> str:
     return config.active_profile(params, readings_profile(params))["train"]["select_metric"]
 
 
+# What a point's training manifest must record for its run to count as that point: the model's
+# parameters and the schedule (the rest of a job's record has changed shape across versions).
+TRAINED_AS = ("dataset", "model", "seed", "model_params", "train")
+
+
+def _check_trained_as(params: dict[str, Any], dataset: str, p: ReadingPoint, rd: Path) -> None:
+    """A record filed under the wrong point (a copy, a relayout, a default changed since it
+    ran) would enter the selection silently; its manifest says what it was trained with."""
+    path = rd / "train.manifest.json"
+    recorded = (read_manifest(path) or {}).get("params")
+    if not isinstance(recorded, dict):
+        raise DataFormatError(path, f"missing or unreadable: cannot tell what trained {p.point}")
+    job = sweep_job(params, dataset, p.point, p.seed, p.model)
+    wrong = [k for k in TRAINED_AS if recorded.get(k) != job.get(k)]
+    if wrong:
+        mp = [
+            f"{k} {recorded.get('model_params', {}).get(k)!r} (the point sets {v!r})"
+            for k, v in job["model_params"].items()
+            if (recorded.get("model_params") or {}).get(k) != v
+        ]
+        raise DataFormatError(
+            path,
+            f"trained as another configuration than {p.model} {p.point}: differs in "
+            + ", ".join(wrong)
+            + (f" ({'; '.join(mp)})" if mp else ""),
+        )
+
+
 def readings_validation(params: dict[str, Any], dataset: str, root: Path = RESULTS) -> pd.DataFrame:
-    """Every point's validation numbers at its best epoch, from its ``train.json`` only."""
+    """Every point's validation numbers at its best epoch, from its ``train.json`` (and the
+    manifest beside it, to check that the run is that point's; no test-split file)."""
     metric = select_metric(params)
     metrics = tuple(dict.fromkeys((metric, *SWEEP_METRICS)))
     rows = []
     for p in readings_points(params, dataset):
+        _check_trained_as(params, dataset, p, _run_path(p.rd, root))
         rows.append(
             {
                 "model": p.model,
@@ -217,9 +255,18 @@ def select_readings(valid: pd.DataFrame, metric: str) -> dict[str, str]:
     return out
 
 
+# A point's test numbers: every column of Tables 4-8, both protocols (``test_full_``), so the
+# report can set a reading's row beside the main runs' (never read by the selection).
+TEST_COLUMNS = [f"test_{proto}{m}" for proto in ("", "full_") for m in paper.METRIC_COLUMNS]
+
+
 def _test_metrics(path: Path) -> dict[str, float]:
-    sampled = read_metrics(path)["sampled"]  # the run's metrics.json, schema-checked
-    return {f"test_{m}": sampled.get(m, np.nan) for m in SWEEP_METRICS}
+    m = read_metrics(path)  # the run's metrics.json, schema-checked
+    sampled, full = m["sampled"], m.get("full") or {}
+    return {
+        **{f"test_{k}": sampled.get(k, np.nan) for k in paper.METRIC_COLUMNS},
+        **{f"test_full_{k}": full.get(k, np.nan) for k in paper.METRIC_COLUMNS},
+    }
 
 
 READING_COLUMNS = [
@@ -240,8 +287,7 @@ READING_COLUMNS = [
     "train_seconds",
     "valid_hr@10",
     "valid_ndcg@10",
-    "test_hr@10",
-    "test_ndcg@10",
+    *TEST_COLUMNS,
 ]
 
 
@@ -321,6 +367,7 @@ def readings_progress(params: dict[str, Any], dataset: str, root: Path = RESULTS
         if not (rd / "train.json").is_file():
             lines.append(f"| {pt.model} | `{pt.point}` | `{run}` | not run yet | | | | |")
             continue
+        _check_trained_as(params, dataset, pt, rd)
         v = _validation_at_best(rd / "train.json", metrics)
         done.setdefault(pt.model, []).append({"model": pt.model, "point": pt.point, **v})
         manifest = read_manifest(rd / "train.manifest.json") or {}

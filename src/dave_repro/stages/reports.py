@@ -175,8 +175,12 @@ def tables(
     inputs = [
         p for ds in params["datasets"] for p in (layout.metrics_path(ds), *_run_metrics(ds, used))
     ]
-    # Table 2 reads each selected dataset's statistics when they exist
+    # Table 2 reads each selected dataset's statistics when they exist; Tables 4-8 the readings
+    # study's summary (which point each row's runs are; the as-written rows)
     inputs += [p for ds in params["datasets"] if (p := layout.stats_path(ds)).is_file()]
+    inputs += [
+        p for ds in params["datasets"] if (p := layout.summary_paths("readings", ds)[0]).is_file()
+    ]
     stage = Stage(
         "report",
         "report tables",
