@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from . import paper
-from .performance import AS_WRITTEN, TEST_METRIC
+from .performance import AS_WRITTEN, TEST_METRIC, is_as_written
 from .significance import format_p
 
 AGREES, DISAGREES, UNCHECKED = "agrees", "does not agree", "not checked"
@@ -44,16 +44,19 @@ class Claim:
     notes: list[str] = field(default_factory=list)  # context that decides nothing
 
     @property
+    def held(self) -> int:
+        return sum(ok for ok, _ in self.parts)
+
+    @property
     def status(self) -> str:
         if not self.parts:
             return UNCHECKED
         return AGREES if all(ok for ok, _ in self.parts) else DISAGREES
 
     def evidence(self) -> str:
-        held = sum(ok for ok, _ in self.parts)
         bits = []
         if self.parts:
-            bits.append(f"{held} of {len(self.parts)} checked parts hold")
+            bits.append(f"{self.held} of {len(self.parts)} checked parts hold")
             failing = [e for ok, e in self.parts if not ok]
             shown = failing if failing else [e for _, e in self.parts]
             more = len(shown) - 6
@@ -343,7 +346,7 @@ def as_written_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame
     The claims checked on these are the paper's claims under the reading as literally written."""
     out = {}
     for ds, t in tables.items():
-        written = t["model"].astype(str).str.endswith(AS_WRITTEN)
+        written = is_as_written(t["model"])
         if not written.any():
             continue
         alt = t[written].assign(model=t.loc[written, "model"].str.removesuffix(AS_WRITTEN))
@@ -366,6 +369,11 @@ def check_as_written(tables: dict[str, pd.DataFrame]) -> list[Claim] | None:
     for c in rest:
         c.missing = ["its study ran the main runs only"]
     return [*table_claims(written), *rest]
+
+
+def tally(claims: list[Claim]) -> dict[str, int]:
+    """How many claims have each status."""
+    return {s: sum(c.status == s for c in claims) for s in (AGREES, DISAGREES, UNCHECKED)}
 
 
 def claims_markdown(claims: list[Claim], judged: bool = True) -> str:
@@ -391,7 +399,7 @@ def claims_markdown(claims: list[Claim], judged: bool = True) -> str:
     for i, c in enumerate(claims, start=1):
         lines.append(f"{i}. {badge[c.status]} — *“{c.statement}”* (§{c.section}). {c.evidence()}")
         lines += [f"   * {n}" for n in c.notes]
-    counts = {s: sum(c.status == s for c in claims) for s in (AGREES, DISAGREES, UNCHECKED)}
+    counts = tally(claims)
 
     def n(k: str, one: str, many: str) -> str:
         return f"{counts[k]} {one if counts[k] == 1 else many}"
@@ -412,7 +420,7 @@ def claims_frame(claims: list[Claim], judged: bool = True) -> pd.DataFrame:
                 "section": c.section,
                 "claim": c.statement,
                 "status": c.status if judged else NOT_MEANINGFUL,
-                "parts_held": sum(ok for ok, _ in c.parts) if judged else pd.NA,
+                "parts_held": c.held if judged else pd.NA,
                 "parts": len(c.parts) if judged else pd.NA,
                 "evidence": c.evidence() if judged else "",
             }
@@ -432,4 +440,5 @@ __all__ = [
     "check_as_written",
     "claims_frame",
     "claims_markdown",
+    "tally",
 ]

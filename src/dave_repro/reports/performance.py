@@ -26,13 +26,18 @@ from .. import config
 from . import paper
 from .aggregate import collect
 from .significance import HOW_SEEDS_COMBINE, REFERENCE, against_reference, format_p
-from .studies import read_summary
+from .studies import TEST_COLUMNS, read_summary
 
 METRICS = paper.METRIC_COLUMNS
 PROTOCOLS = ("sampled", "full")
 TEST_METRIC = "ndcg@10"
 EVIDENCE_PROFILE = "paper"
 AS_WRITTEN = "@as-written"  # the model key of a row that is the model under Eq. 17 as written
+
+
+def is_as_written(models: pd.Series) -> pd.Series:
+    """Which rows of a table are a model under Eq. 17 as written (see _as_written_rows)."""
+    return models.astype(str).str.endswith(AS_WRITTEN)
 
 
 def is_evidence(profile: str) -> bool:
@@ -158,7 +163,7 @@ def dataset_table(
         rows.append(row)
         rows += _as_written_rows(readings, row)
     df = pd.DataFrame(rows)
-    everyone = ~df["model"].str.endswith(AS_WRITTEN)  # a reading's row competes for no mark
+    everyone = ~is_as_written(df["model"])  # a reading's row competes for no mark
     robust = df["model"].isin(paper.ROBUST)
     for proto in PROTOCOLS:
         p = _prefix(proto)
@@ -194,8 +199,8 @@ def _as_written_rows(readings: pd.DataFrame | None, main: dict[str, Any]) -> lis
     that point (their test numbers; the study selected nothing by them): none where the model
     has no such point or where its main runs already are that reading."""
     model = main["model"]
-    if readings is None or "test_hr@5" not in readings:
-        return []
+    if readings is None or not set(TEST_COLUMNS) <= set(readings.columns):
+        return []  # no study, or a summary from before it kept every test metric
     g = readings[(readings["model"] == model) & readings["as_written"].astype(bool)]
     if g.empty or g["default"].astype(bool).any():
         return []
@@ -209,8 +214,7 @@ def _as_written_rows(readings: pd.DataFrame | None, main: dict[str, Any]) -> lis
     }
     for proto in PROTOCOLS:
         for m in METRICS:
-            col = f"test_{_prefix(proto)}{m}"
-            vals = g[col] if col in g else pd.Series(np.nan, index=g.index)
+            vals = g[f"test_{_prefix(proto)}{m}"]
             row[f"{_prefix(proto)}{m}_mean"] = vals.mean()
             row[f"{_prefix(proto)}{m}_std"] = vals.std(ddof=1) if n > 1 else np.nan
     for m in METRICS:
@@ -362,7 +366,7 @@ def table_markdown(df: pd.DataFrame, dataset: str, profile: str, note: str | Non
 
 def _readings_notes(df: pd.DataFrame, dataset: str) -> list[str]:
     """Which reading (or tuning point) each row's runs are, and the as-written rows."""
-    main = df[~df["model"].str.endswith(AS_WRITTEN) & df["reading"].notna()]
+    main = df[~is_as_written(df["model"]) & df["reading"].notna()]
     if main.empty:
         return []
     at = [
@@ -384,14 +388,14 @@ def _readings_notes(df: pd.DataFrame, dataset: str) -> list[str]:
         + (f"**not** the selected one: {', '.join(off)}" if off else "")
         + "."
     ]
-    written = df[df["model"].str.endswith(AS_WRITTEN)]
+    written = df[is_as_written(df["model"])]
     if not written.empty:
         r0 = written.iloc[0]
         lines.append(
             f"* Rows “…, as written”: the model under Eq. 17 read literally (`{r0['reading']}`: "
             "the per-vector ELBOs and the per-pair BCE summed unweighted; DAVE's and DAVE+aae's "
-            f"discriminators see x as Eq. 10 writes), from the readings study's run{'s' if r0['seeds'] != 1 else ''} of that point "
-            f"(n = {r0['seeds']}), beside the model's own row; they take no part in the bold and "
+            "discriminators see x as Eq. 10 writes), from the readings study's "
+            f"run{'s' if r0['seeds'] != 1 else ''} of that point (n = {r0['seeds']}), beside the model's own row; they take no part in the bold and "
             "underline marks or the paired tests."
         )
     return lines

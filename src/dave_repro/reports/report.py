@@ -27,6 +27,7 @@ from .claims import (
     check_all,
     check_as_written,
     claims_markdown,
+    tally,
 )
 from .performance import is_evidence, smoke_test_note
 from .studies import read_summary
@@ -118,11 +119,10 @@ def _fmt(v: Any) -> str:
 
 
 BADGE = {AGREES: "✅", DISAGREES: "❌", UNCHECKED: "⬜"}
-FAMILY = ("dave", "dave-adv", "dave-aae")
 
 
 def _tally(claims: list[Claim]) -> str:
-    n = {k: sum(c.status == k for c in claims) for k in (AGREES, DISAGREES, UNCHECKED)}
+    n = tally(claims)
     return (
         f"**{n[AGREES]} of {len(claims)} agree**, {n[DISAGREES]} "
         f"{'does' if n[DISAGREES] == 1 else 'do'} not, {n[UNCHECKED]} could not be checked"
@@ -130,8 +130,7 @@ def _tally(claims: list[Claim]) -> str:
 
 
 def _verdict(c: Claim) -> str:
-    held = sum(ok for ok, _ in c.parts)
-    return f"{BADGE[c.status]} {held} of {len(c.parts)}" if c.parts else BADGE[UNCHECKED]
+    return f"{BADGE[c.status]} {c.held} of {len(c.parts)}" if c.parts else BADGE[UNCHECKED]
 
 
 def _answer_section(
@@ -139,15 +138,16 @@ def _answer_section(
     readings: dict[str, pd.DataFrame],
     claims: list[Claim],
     written: list[Claim] | None,
-    as_written: str,
+    readings_params: dict[str, Any],
 ) -> list[str]:
     """The reviewer's question, answered first: which claims hold under the reading the main
     runs use (and whether validation selected it), which under Eq. 17 as written, and how far
     the reading moves the result beside the seed spread."""
+    family, as_written = readings_params["models"], readings_params["as_written"]
     lines = ["## In short: the paper's claims under each reading", ""]
     used = []
     for t in tables.values():
-        for _, r in t[t["model"].isin(FAMILY)].iterrows():
+        for _, r in t[t["model"].isin(family)].iterrows():
             if pd.isna(r.get("reading")):
                 continue
             how = (
@@ -173,7 +173,7 @@ def _answer_section(
     for ds, s in readings.items():
         t = tables.get(ds)
         cells = []
-        for model in [m for m in paper.model_order(list(dict.fromkeys(s["model"]))) if m in FAMILY]:
+        for model in [m for m in paper.model_order(list(dict.fromkeys(s["model"]))) if m in family]:
             pts = s[s["model"] == model].groupby("point")["test_hr@10"].mean()
             row = None if t is None else t[t["model"] == model]
             seed = (
@@ -278,7 +278,7 @@ def report_markdown(
         "from the files in this folder (`dave report write`); the protocol is `docs/protocol.md` in the repository.",
         "",
         *(
-            _answer_section(tables, readings, claims, written, params["readings"]["as_written"])
+            _answer_section(tables, readings, claims, written, params["readings"])
             if evidence
             else []
         ),

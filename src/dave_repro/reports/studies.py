@@ -195,20 +195,25 @@ def select_metric(params: dict[str, Any]) -> str:
 TRAINED_AS = ("dataset", "model", "seed", "model_params", "train")
 
 
-def _check_trained_as(params: dict[str, Any], dataset: str, p: ReadingPoint, rd: Path) -> None:
+def _check_trained_as(
+    params: dict[str, Any], dataset: str, p: ReadingPoint, rd: Path
+) -> dict[str, Any]:
     """A record filed under the wrong point (a copy, a relayout, a default changed since it
-    ran) would enter the selection silently; its manifest says what it was trained with."""
+    ran) would enter the selection silently; its manifest says what it was trained with.
+    Returns that manifest."""
     path = rd / "train.manifest.json"
-    recorded = (read_manifest(path) or {}).get("params")
+    manifest = read_manifest(path) or {}
+    recorded = manifest.get("params")
     if not isinstance(recorded, dict):
         raise DataFormatError(path, f"missing or unreadable: cannot tell what trained {p.point}")
     job = sweep_job(params, dataset, p.point, p.seed, p.model)
     wrong = [k for k in TRAINED_AS if recorded.get(k) != job.get(k)]
     if wrong:
+        own = recorded.get("model_params") or {}
         mp = [
-            f"{k} {recorded.get('model_params', {}).get(k)!r} (the point sets {v!r})"
+            f"{k} {own.get(k)!r} (the point sets {v!r})"
             for k, v in job["model_params"].items()
-            if (recorded.get("model_params") or {}).get(k) != v
+            if own.get(k) != v
         ]
         raise DataFormatError(
             path,
@@ -216,6 +221,7 @@ def _check_trained_as(params: dict[str, Any], dataset: str, p: ReadingPoint, rd:
             + ", ".join(wrong)
             + (f" ({'; '.join(mp)})" if mp else ""),
         )
+    return manifest
 
 
 def readings_validation(params: dict[str, Any], dataset: str, root: Path = RESULTS) -> pd.DataFrame:
@@ -257,15 +263,16 @@ def select_readings(valid: pd.DataFrame, metric: str) -> dict[str, str]:
 
 # A point's test numbers: every column of Tables 4-8, both protocols (``test_full_``), so the
 # report can set a reading's row beside the main runs' (never read by the selection).
-TEST_COLUMNS = [f"test_{proto}{m}" for proto in ("", "full_") for m in paper.METRIC_COLUMNS]
+TEST_PROTOCOLS = {"sampled": "test_", "full": "test_full_"}  # metrics.json block -> prefix
+TEST_COLUMNS = [f"{pre}{m}" for pre in TEST_PROTOCOLS.values() for m in paper.METRIC_COLUMNS]
 
 
 def _test_metrics(path: Path) -> dict[str, float]:
     m = read_metrics(path)  # the run's metrics.json, schema-checked
-    sampled, full = m["sampled"], m.get("full") or {}
     return {
-        **{f"test_{k}": sampled.get(k, np.nan) for k in paper.METRIC_COLUMNS},
-        **{f"test_full_{k}": full.get(k, np.nan) for k in paper.METRIC_COLUMNS},
+        f"{pre}{k}": (m.get(proto) or {}).get(k, np.nan)
+        for proto, pre in TEST_PROTOCOLS.items()
+        for k in paper.METRIC_COLUMNS
     }
 
 
@@ -367,10 +374,9 @@ def readings_progress(params: dict[str, Any], dataset: str, root: Path = RESULTS
         if not (rd / "train.json").is_file():
             lines.append(f"| {pt.model} | `{pt.point}` | `{run}` | not run yet | | | | |")
             continue
-        _check_trained_as(params, dataset, pt, rd)
+        manifest = _check_trained_as(params, dataset, pt, rd)
         v = _validation_at_best(rd / "train.json", metrics)
         done.setdefault(pt.model, []).append({"model": pt.model, "point": pt.point, **v})
-        manifest = read_manifest(rd / "train.manifest.json") or {}
         commit = str((manifest.get("git") or {}).get("commit", "?"))[:7]
         test = "–"
         if (rd / "metrics.json").is_file():
