@@ -73,6 +73,31 @@ def test_job_config_fills_dataset_settings(params):
         config.job_config(params, "ml-1m", "gru4rec", 0)
 
 
+def test_a_dataset_can_change_a_model_on_that_dataset_only(fresh_params):
+    """hparams.<dataset>.models: e.g. decoder_sample on ml-1m, where an exact epoch costs too
+    much on a CPU; a readings point still sets its own parameters on top of it."""
+    p = fresh_params
+    p["hparams"]["ml-1m"]["models"] = {"dave": {"decoder_sample": 0.25, "lr": 3.0e-4}}
+    config.validate_params(p)  # valid
+    on_1m = config.job_config(p, "ml-1m", "dave", 0)["model_params"]
+    on_100k = config.job_config(p, "ml-100k", "dave", 0)["model_params"]
+    assert (on_1m["decoder_sample"], on_1m["lr"]) == (0.25, 3.0e-4)
+    assert on_100k == config.job_config(fresh_params, "ml-100k", "dave", 0)["model_params"]
+    assert on_100k["decoder_sample"] == p["models"]["dave"]["decoder_sample"]
+    point = config.job_config(p, "ml-1m", "dave", 0, overrides={"lr": 1.0e-3})["model_params"]
+    assert (point["decoder_sample"], point["lr"]) == (0.25, 1.0e-3)
+    p["hparams"]["ml-1m"]["models"] = {"dave": {"decoder_sample": 0.5, "no_such_param": 1}}
+    p["hparams"]["yelp"]["models"] = {"neumf": {"lr": -1.0}}
+    text = "\n".join(problems(p))
+    assert "hparams.ml-1m.models.dave.no_such_param: not a parameter of model dave" in text
+    assert "hparams.yelp.models.neumf.lr" in text
+    p["hparams"]["yelp"]["models"] = {"ghost": {"lr": 1.0}}
+    assert any("hparams.yelp.models.ghost" in x for x in problems(p))
+    del p["hparams"]["yelp"]["models"]
+    p["hparams"]["ml-1m"]["models"] = {"dave": {"decoder_sample": 2.0}}
+    assert any("hparams.ml-1m.models.dave.decoder_sample" in x for x in problems(p))
+
+
 def test_cli_refuses_bad_params_before_any_work(tmp_path, fresh_params):
     fresh_params["hparams"]["ml-100k"]["embedding_dim"] = -1
     fresh_params["models"]["dave"]["d_steps"] = 0

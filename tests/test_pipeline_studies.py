@@ -24,10 +24,15 @@ def test_snakemake_figures_and_report_end_to_end(tmp_path, params):
         "embedding_dim": [4, 8],
         "negative_ratio": [2],
     }  # one training beyond the grid
-    # the readings study: the defaults (the main runs) and one more reading of each model
+    # the readings study: the defaults (the main runs) and one more reading of each model,
+    # D seeing what each model's default gives it
+    unweighted = {"reconstruction": 1.0, "regularizer": 1.0, "prediction": 1.0}
     p["profiles"]["quick"]["readings_grid"] = {
-        "scaling": {"mean": {"reduction": "mean"}, "per-entry": {"reduction": "per_entry"}},
-        "discriminator_input": ["embedding"],
+        "scaling": {
+            "default": {},
+            "per-entry": {"reduction": "per_entry", "loss_weights": unweighted},
+        },
+        "discriminator_input": ["default"],
     }
     root = make_project(tmp_path / "proj", p)
     env = {"DAVE_DATA_MIRROR": str(mirror)}
@@ -71,7 +76,7 @@ def test_snakemake_figures_and_report_end_to_end(tmp_path, params):
     # the readings: two per model, the default being the main run, each evaluated on test
     readings = pd.read_csv(root / "results/readings/ml-100k.csv")
     assert sorted(zip(readings["model"], readings["point"], strict=True)) == [
-        (m, f"reading-{s}") for m in ("dave", "dave-adv") for s in ("mean", "per-entry")
+        (m, f"reading-{s}") for m in ("dave", "dave-adv") for s in ("default", "per-entry")
     ]
     assert readings.groupby("model")["selected"].sum().eq(1).all()
     extra = root / "results/sweep-runs/ml-100k/dave-adv/reading-per-entry/seed-0"

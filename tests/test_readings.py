@@ -68,6 +68,8 @@ def test_the_readings_parameters_are_validated(fresh_params):
     p = fresh_params
     p["readings"]["grid"]["scaling"]["bad"] = {"reduction": "halved"}
     p["readings"]["grid"]["scaling"]["odd"] = {"no_such_key": 1}
+    p["readings"]["grid"]["scaling"]["partial"] = {"reduction": "sum"}
+    p["profiles"]["quick"]["readings_grid"]["discriminator_input"] = ["default", "embedding"]
     p["readings"]["as_written"] = "missing"
     p["readings"]["tuning"]["neumf"]["fast"] = {"lr": -1.0}
     with pytest.raises(ConfigError) as exc:
@@ -77,6 +79,9 @@ def test_the_readings_parameters_are_validated(fresh_params):
     assert "readings.grid.scaling.bad (model dave).reduction" in text
     assert "readings.as_written" in text
     assert "readings.tuning.neumf.fast.lr" in text
+    # a point that sets only part of the scaling would change meaning with the defaults
+    assert "readings.grid.scaling.partial: sets reduction but not loss_weights" in text
+    assert "profiles.quick.readings_grid.discriminator_input: 'default' and 'embedding'" in text
 
 
 def _history(hr: float, ndcg: float, best: int = 2) -> dict:
@@ -182,6 +187,19 @@ def test_the_quick_profile_reuses_its_main_runs(fresh_params):
     points = studies.readings_points(fresh_params, "ml-100k")
     assert points and all(x.default and x.rd.parts[1] == "runs" for x in points)
     assert {x.model for x in points} == {"dave", "dave-adv", "dave-aae"}
+    # its one point keeps each model's own discriminator input, and says which that is
+    models = fresh_params["models"]
+    for x in points:
+        assert x.point == "reading-default"
+        own = models[x.model]["discriminator_input"]
+        assert x.setting["discriminator_input"] == (
+            own if models[x.model]["regularizer"] == "adversarial" else None
+        )
+    assert studies.sweep_job(fresh_params, "ml-100k", "reading-default", 0, "dave") == (
+        config.job_config(fresh_params, "ml-100k", "dave", 0)
+    )
+    with pytest.raises(ConfigError, match="no discriminator input 'embedding\\+input'"):
+        studies.sweep_job(fresh_params, "ml-100k", "reading-default+input", 0, "dave")
 
 
 def test_the_readings_summary_can_read_committed_records_under_another_root(

@@ -108,8 +108,11 @@ STUDIES = {
 
 # The readings of DAVE's open points (docs/models.md): a scaling is a named set of model
 # parameters; each is crossed with the discriminator's inputs for the adversarial models.
+# "default" keeps each model's own input (a profile whose grid is only the defaults, e.g. the
+# quick one, then reuses the main runs whatever each model's defaults are).
 READING_NAME = r"[a-z0-9][a-z0-9.-]*"
-DISCRIMINATOR_INPUTS = ("embedding", "embedding+input")
+DISCRIMINATOR_INPUTS = ("embedding", "embedding+input", "default")
+SCALING_PARAMS = ("reduction", "loss_weights")
 READINGS_GRID = Map(
     {
         "scaling": DictOf(DictOf(Custom(lambda v, p, e: None)), key_pattern=READING_NAME),
@@ -165,7 +168,11 @@ SCHEMA = Map(
                     "batch_size": Int(min=1),
                     "negative_ratio": Int(min=1),
                     "embedding_dim": Int(min=1),
-                }
+                    # optional: what this dataset changes in a model beyond the paper's
+                    # settings, {<model>: {<param>: value}} (docs/models.md)
+                    "models": DictOf(DictOf(Custom(lambda v, p, e: None)), keys=MODEL_NAMES),
+                },
+                required=("batch_size", "negative_ratio", "embedding_dim"),
             ),
             keys=DATASETS,
         ),
@@ -251,6 +258,17 @@ def _cross_checks(params: dict[str, Any], errors: list[str]) -> None:
     for ds in params["datasets"]:
         if ds not in params["hparams"]:
             errors.append(f"hparams.{ds}: missing (needed because datasets lists {ds})")
+    for ds, hp in params["hparams"].items():
+        for m, changes in hp.get("models", {}).items():
+            path = f"hparams.{ds}.models.{m}"
+            entry = params["models"].get(m)
+            if entry is None:
+                errors.append(f"{path}: model {m!r} has no entry under models")
+                continue
+            bad = [k for k in changes if k not in entry or k == "family"]
+            errors.extend(f"{path}.{k}: not a parameter of model {m}" for k in bad)
+            if not bad:
+                FAMILIES[entry["family"]].params_schema({**entry, **changes}, path, errors)
     _study_checks(params, errors)
 
 
@@ -302,6 +320,12 @@ def _readings_checks(params: dict[str, Any], errors: list[str]) -> None:
         for name, prof in params["profiles"].items()
         if "readings_grid" in prof
     ]
+    for where, grid in grids:
+        if {"default", "embedding"} <= set(grid["discriminator_input"]):
+            errors.append(
+                f"{where}.discriminator_input: 'default' and 'embedding' would name the same "
+                "reading (reading-<scaling>); list one of them"
+            )
     if rd["as_written"] not in rd["grid"]["scaling"]:
         errors.append(f"readings.as_written: {rd['as_written']!r} is not in readings.grid.scaling")
     tunings = [("readings.tuning", rd["tuning"])] + [
@@ -322,6 +346,13 @@ def _readings_checks(params: dict[str, Any], errors: list[str]) -> None:
         for where, grid in grids:
             for name, overrides in grid["scaling"].items():
                 path = f"{where}.scaling.{name}"
+                missing = [k for k in SCALING_PARAMS if overrides and k not in overrides]
+                if missing:  # else the point would mean another reading when a default moves
+                    errors.append(
+                        f"{path}: sets {', '.join(sorted(overrides))} but not "
+                        f"{', '.join(missing)} (a scaling sets all of "
+                        f"{', '.join(SCALING_PARAMS)}, or is empty: the defaults)"
+                    )
                 for key in overrides:
                     if key not in entry or key in ("family", "discriminator_input"):
                         errors.append(f"{path}.{key}: not a scaling parameter of model {m}")
@@ -376,11 +407,13 @@ def job_config(
     prof_name = profile or params["profile"]
     prof = active_profile(params, prof_name)
     model_params = copy.deepcopy(params["models"][model])
+    hp = params["hparams"].get(dataset)
+    # the dataset's own changes to the model (hparams.<dataset>.models), then the point's
+    model_params.update(copy.deepcopy((hp or {}).get("models", {}).get(model, {})))
     for key, value in (overrides or {}).items():
         if key not in model_params:
             raise ConfigError([f"override {key}: not a parameter of model {model}"])
         model_params[key] = value
-    hp = params["hparams"].get(dataset)
     for key in DATASET_SETTINGS:
         if key in model_params and model_params[key] is None:
             if hp is None:

@@ -197,7 +197,15 @@ def reading_overrides(params: dict[str, Any], model: str, point: str) -> dict[st
         raise ConfigError(errors)
     overrides = dict(grid["scaling"][scaling])
     if _is_adversarial(params, model):
-        overrides["discriminator_input"] = "embedding+input" if with_input else "embedding"
+        if with_input:
+            if "embedding+input" not in grid["discriminator_input"]:
+                raise ConfigError(
+                    [f"reading {point}: the grid has no discriminator input 'embedding+input'"]
+                )
+            overrides["discriminator_input"] = "embedding+input"
+        elif "default" not in grid["discriminator_input"]:
+            overrides["discriminator_input"] = "embedding"
+        # else "default": the model keeps its own discriminator input
     elif with_input:
         raise ConfigError([f"reading {point}: {model} has no discriminator"])
     return overrides
@@ -219,8 +227,12 @@ def _model_points(params: dict[str, Any], model: str) -> list[tuple[str, dict[st
             return []
         grid = readings_grid(params)
         inputs = grid["discriminator_input"] if _is_adversarial(params, model) else [None]
-        return [
-            (reading_name(sc, di), {"scaling": sc, "discriminator_input": di})
+        own = params["models"][model].get("discriminator_input")
+        return [  # the setting names the input D sees ("default": the model's own)
+            (
+                reading_name(sc, di),
+                {"scaling": sc, "discriminator_input": own if di == "default" else di},
+            )
             for sc in grid["scaling"]
             for di in inputs
         ]
