@@ -98,6 +98,27 @@ def test_a_dataset_can_change_a_model_on_that_dataset_only(fresh_params):
     assert any("hparams.ml-1m.models.dave.decoder_sample" in x for x in problems(p))
 
 
+def test_a_dataset_can_run_fewer_seeds_of_a_model(fresh_params):
+    """profiles.<p>.dataset_seeds: the slowest models on a large dataset, a subset only."""
+    p = fresh_params
+    p["datasets"] = ["ml-100k", "ml-1m"]
+    prof = p["profiles"]["paper"]
+    prof["dataset_seeds"] = {"ml-1m": {"dave": [0], "dave-adv": [0, 2]}}
+    p["profile"] = "paper"
+    config.validate_params(p)
+    jobs = plan.grid(p)
+    assert [s for d, m, s in jobs if (d, m) == ("ml-1m", "dave")] == [0]
+    assert [s for d, m, s in jobs if (d, m) == ("ml-1m", "dave-adv")] == [0, 2]
+    assert [s for d, m, s in jobs if (d, m) == ("ml-100k", "dave")] == prof["seeds"]
+    assert [s for d, m, s in jobs if (d, m) == ("ml-1m", "neumf")] == prof["seeds"]
+    assert len(jobs) == 2 * len(prof["models"]) * len(prof["seeds"]) - 3
+    prof["dataset_seeds"] = {"ml-1m": {"dave": [7], "itempop": [0]}}
+    prof["models"] = [m for m in prof["models"] if m != "itempop"]
+    text = "\n".join(problems(p))
+    assert "profiles.paper.dataset_seeds.ml-1m.dave: seeds [7] are not the profile's" in text
+    assert "profiles.paper.dataset_seeds.ml-1m.itempop: itempop is not one of the profile's" in text
+
+
 def test_cli_refuses_bad_params_before_any_work(tmp_path, fresh_params):
     fresh_params["hparams"]["ml-100k"]["embedding_dim"] = -1
     fresh_params["models"]["dave"]["d_steps"] = 0

@@ -148,6 +148,12 @@ SCHEMA = Map(
                     # optional: this profile's own readings grid (the quick one: the defaults)
                     "readings_grid": READINGS_GRID,
                     "readings_tuning": DictOf(OVERRIDES, keys=BASELINES),
+                    # optional: fewer seeds for some models on a dataset, {<dataset>: {<model>:
+                    # [seeds]}}, a subset of `seeds` (what a CPU affords; the tables say so)
+                    "dataset_seeds": DictOf(
+                        DictOf(List(Int(min=0), min_len=1, unique=True), keys=MODEL_NAMES),
+                        keys=DATASETS,
+                    ),
                 },
                 required=("models", "seeds", "train"),
             ),
@@ -248,6 +254,17 @@ def _cross_checks(params: dict[str, Any], errors: list[str]) -> None:
                 errors.append(
                     f"profiles.{pname}.models[{i}]: model {m!r} has no entry under models"
                 )
+        for ds, per_model in prof.get("dataset_seeds", {}).items():
+            for m, seeds in per_model.items():
+                path = f"profiles.{pname}.dataset_seeds.{ds}.{m}"
+                if m not in prof["models"]:
+                    errors.append(f"{path}: {m} is not one of the profile's models")
+                extra = [s for s in seeds if s not in prof["seeds"]]
+                if extra:
+                    errors.append(
+                        f"{path}: seeds {extra} are not the profile's seeds {prof['seeds']} "
+                        "(a dataset may run fewer, never others)"
+                    )
     metrics = [f"{m}@{k}" for m in METRIC_NAMES for k in params["evaluation"]["ks"]]
     for pname, prof in params["profiles"].items():
         if prof["train"]["select_metric"] not in metrics:

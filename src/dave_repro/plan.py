@@ -31,7 +31,15 @@ Job = tuple[str, str, int]
 def grid(params: dict[str, Any], profile: str | None = None) -> list[Job]:
     """Every (dataset, model, seed) job of the selected profile, in a stable order."""
     prof = config.active_profile(params, profile)
-    return [(d, m, s) for d in params["datasets"] for m in prof["models"] for s in prof["seeds"]]
+    return [
+        (d, m, s) for d in params["datasets"] for m in prof["models"] for s in seeds(prof, d, m)
+    ]
+
+
+def seeds(prof: dict[str, Any], dataset: str, model: str) -> list[int]:
+    """The seeds ``model`` runs with on ``dataset``: the profile's, or the fewer that its
+    ``dataset_seeds`` names (the slowest models on a large dataset)."""
+    return prof.get("dataset_seeds", {}).get(dataset, {}).get(model, prof["seeds"])
 
 
 def noise_jobs(params: dict[str, Any], profile: str | None = None) -> list[Job]:
@@ -48,7 +56,7 @@ def noise_jobs(params: dict[str, Any], profile: str | None = None) -> list[Job]:
         for d in params["datasets"]
         if d in study["datasets"]
         for m in models
-        for s in prof["seeds"]
+        for s in seeds(prof, d, m)
     ]
 
 
@@ -60,7 +68,7 @@ def tsne_jobs(params: dict[str, Any], profile: str | None = None) -> list[Job]:
         if m in prof["models"] and m in params["models"] and params["models"][m]["family"] == "dave"
     ]
     return [
-        (d, m, prof["seeds"][0])
+        (d, m, seeds(prof, d, m)[0])
         for d in params["datasets"]
         if d in study["datasets"]
         for m in models
@@ -253,7 +261,9 @@ def readings_points(params: dict[str, Any], dataset: str) -> list[ReadingPoint]:
         for seed in study["seeds"] if points else []:
             own = config.job_config(params, dataset, model, seed, readings_profile(params))
             main = (
-                config.job_config(params, dataset, model, seed) if seed in prof["seeds"] else None
+                config.job_config(params, dataset, model, seed)
+                if seed in seeds(prof, dataset, model)
+                else None
             )
             for point, setting in points:
                 job = sweep_job(params, dataset, point, seed, model)
@@ -274,7 +284,7 @@ def sweep_points(params: dict[str, Any], dataset: str) -> list[SweepPoint]:
         default = sweep_job(params, dataset, "default", seed)
         main = (
             config.job_config(params, dataset, model, seed)
-            if model in prof["models"] and seed in prof["seeds"]
+            if model in prof["models"] and seed in seeds(prof, dataset, model)
             else None
         )
         for param, values in prof.get("sweep_grid", sw["grid"]).items():
