@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
+from dave_repro import config
 from dave_repro.evaluation.metrics import metrics_from_ranks, per_user_ndcg
 from dave_repro.reports import claims, paper, performance
 from dave_repro.reports.report import report_markdown
@@ -326,6 +327,33 @@ def test_one_seed_under_the_paper_profile_is_n_1_too(tmp_path, monkeypatch, para
     md = performance.table_markdown(df, "ml-100k", "paper")
     assert "± 0.0000" not in md and "(n = 1)" in md
     assert "p < 1e-4" in md and "Smoke test" not in md  # the paper profile's tests stay
+
+
+def test_fewer_seeds_and_dataset_changes_are_stated_in_the_table(tmp_path, monkeypatch, params):
+    """ml-1m's affordances (issue 16): DAVE with one seed and a sampled decoder; the table reads
+    only DAVE's seed 0 (its other seeds' files are absent), pairs its test on that seed, and says
+    both in its notes; the other rows keep three seeds."""
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "results"
+    write_fake_runs(root, models=[m for m in MODELS if m != "dave"])
+    write_fake_runs(root, models=["dave"], seeds=[0])
+    p = fake_params(params)
+    p["profiles"]["paper"]["dataset_seeds"] = {"ml-100k": {"dave": [0]}}
+    p["hparams"]["ml-100k"]["models"] = {"dave": {"decoder_sample": 0.25}}
+    config.validate_params(p)
+    write_tables(p, out=root / "tables", root=root)
+    df = pd.read_csv(root / "tables" / "table-ml-100k.csv")
+    seeds = dict(zip(df["model"], df["seeds"], strict=True))
+    assert seeds["dave"] == 1 and seeds["apr"] == 3
+    md = (root / "tables" / "table-ml-100k.md").read_text()
+    assert "Fewer seeds than the profile's 3 on this dataset" in md and "DAVE (seed 0)" in md
+    assert "(`hparams.ml-100k.models`): DAVE `decoder_sample: 0.25`" in md
+    assert "unbiased" in md
+    # without them, neither note
+    write_fake_runs(root, models=["dave"])
+    write_tables(fake_params(params), out=root / "tables", root=root)
+    md = (root / "tables" / "table-ml-100k.md").read_text()
+    assert "Fewer seeds" not in md and "beyond the paper's settings" not in md
 
 
 def test_paper_profile_report_is_unchanged(tmp_path, monkeypatch, params):

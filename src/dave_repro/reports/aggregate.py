@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import atomic, config
+from .. import atomic, config, plan
 from ..errors import DataFormatError
 from ..layout import RESULTS, metrics_path, run_dir
 
@@ -39,7 +39,7 @@ def collect(
     }
     for model in prof["models"]:
         seeds = {}
-        for seed in prof["seeds"]:
+        for seed in plan.seeds(prof, dataset, model):
             m = read_metrics(run_dir(dataset, model, seed, root) / "metrics.json")
             seeds[str(seed)] = {p: m.get(p, {}) for p in PROTOCOLS} | {
                 "best_epoch": m.get("best_epoch"),

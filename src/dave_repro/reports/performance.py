@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import config
+from .. import config, plan
 from . import paper
 from .aggregate import collect
 from .significance import HOW_SEEDS_COMBINE, REFERENCE, against_reference, format_p
@@ -170,7 +170,7 @@ def dataset_table(
         for m in METRICS:
             df[f"{p}{m}_best"] = _best(df[f"{p}{m}_mean"], everyone)
             df[f"{p}{m}_best_robust"] = _best(df[f"{p}{m}_mean"], robust)
-        seeds_of = {model: prof["seeds"] for model in models}
+        seeds_of = {model: plan.seeds(prof, dataset, model) for model in models}
         tests = against_reference(root, dataset, seeds_of, proto, k=10)
         key = f"{p}dave_%s_{TEST_METRIC}"
         df[key % "diff"] = [tests.get(mo, {}).get("diff", np.nan) for mo in df["model"]]
@@ -263,9 +263,58 @@ def _one_seed(df: pd.DataFrame) -> bool:
     return bool((df["seeds"] == 1).any())
 
 
-def table_markdown(df: pd.DataFrame, dataset: str, profile: str, note: str | None = None) -> str:
+def setup_notes(params: dict[str, Any], dataset: str, profile: str | None = None) -> list[str]:
+    """What this dataset's runs do beyond the profile and the paper's settings, stated where the
+    numbers are read: models with fewer seeds (``dataset_seeds``) and changed parameters
+    (``hparams.<dataset>.models``)."""
+    prof = config.active_profile(params, profile)
+    lines = []
+    fewer = prof.get("dataset_seeds", {}).get(dataset, {})
+    fewer = {m: s for m, s in fewer.items() if m in prof["models"]}
+    if fewer:
+        lines.append(
+            f"* Fewer seeds than the profile's {len(prof['seeds'])} on this dataset "
+            "(`dataset_seeds`, what the compute allowed): "
+            + ", ".join(
+                f"{paper.DISPLAY.get(m, m)} (seed{'s' if len(s) > 1 else ''} "
+                f"{', '.join(map(str, s))})"
+                for m, s in fewer.items()
+            )
+            + "."
+        )
+    changes = params["hparams"].get(dataset, {}).get("models", {})
+    changes = {m: c for m, c in changes.items() if m in prof["models"] and c}
+    if changes:
+        parts = [
+            f"{paper.DISPLAY.get(m, m)} " + ", ".join(f"`{k}: {v}`" for k, v in sorted(c.items()))
+            for m, c in changes.items()
+        ]
+        sampled = any("decoder_sample" in c for c in changes.values())
+        lines.append(
+            f"* Changed on this dataset beyond the paper's settings (`hparams.{dataset}.models`): "
+            + "; ".join(parts)
+            + "."
+            + (
+                " `decoder_sample` below 1 estimates Eq. 3's sum from a uniform sample of the "
+                "decoded entries, unbiased (equal in expectation; docs/models.md), to afford "
+                "the runs on a CPU."
+                if sampled
+                else ""
+            )
+        )
+    return lines
+
+
+def table_markdown(
+    df: pd.DataFrame,
+    dataset: str,
+    profile: str,
+    note: str | None = None,
+    setup: list[str] | None = None,
+) -> str:
     """Table ``number`` in Markdown. ``note``: the smoke-test sentence a profile other than
-    ``paper`` opens with (smoke_test_note; a shorter one when not given)."""
+    ``paper`` opens with (smoke_test_note; a shorter one when not given). ``setup``: the
+    dataset's :func:`setup_notes`."""
     title = paper.DATASET_TITLES.get(dataset, dataset)
     number = paper.TABLE_NUMBER.get(dataset)
     has_ref = (df["model"] == REFERENCE).any()
@@ -355,6 +404,7 @@ def table_markdown(df: pd.DataFrame, dataset: str, profile: str, note: str | Non
         )
     else:
         lines.append("* DAVE is not among these runs, so no paired tests against it.")
+    lines += setup or []
     lines += _readings_notes(df, dataset)
     missing = [paper.DISPLAY[m] for m in paper.PAPER_ORDER if m not in set(df["model"])]
     if missing:

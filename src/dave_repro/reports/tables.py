@@ -15,6 +15,7 @@ from .aggregate import collect
 from .performance import (
     dataset_table,
     is_evidence,
+    setup_notes,
     smoke_test_note,
     spread_cell,
     table_latex,
@@ -270,7 +271,8 @@ def write_tables(
         (tmp / "summary.md").write_text(summary_markdown(summary, prof, note))
         for d, table in per_dataset.items():
             table.to_csv(tmp / f"table-{d}.csv", index=False, float_format="%.6g")
-            (tmp / f"table-{d}.md").write_text(table_markdown(table, d, prof, note))
+            setup = setup_notes(params, d, prof)
+            (tmp / f"table-{d}.md").write_text(table_markdown(table, d, prof, note, setup))
             (tmp / f"table-{d}.tex").write_text(table_latex(table, d, prof))
         names = sorted(p.name for p in tmp.iterdir())
     return [out / n for n in names]

@@ -31,6 +31,11 @@ def _profile_params(params: dict[str, Any], profile: str | None) -> dict[str, An
         "profile": profile or params["profile"],
         "models": prof["models"],
         "seeds": prof["seeds"],
+        "dataset_seeds": prof.get("dataset_seeds", {}),
+        # what each dataset changes in a model (the tables' notes name it)
+        "dataset_models": {
+            d: hp["models"] for d, hp in params["hparams"].items() if "models" in hp
+        },
     }
 
 
@@ -51,7 +56,7 @@ def _run_metrics(dataset: str, used: dict[str, Any]) -> list[Path]:
     return [
         layout.run_dir(dataset, m, s) / "metrics.json"
         for m in used["models"]
-        for s in used["seeds"]
+        for s in plan.seeds(used, dataset, m)
     ]
 
 
@@ -63,7 +68,9 @@ NOT_CURVES = ("epoch", "seconds")
 
 def _train_records(dataset: str, used: dict[str, Any]) -> list[Path]:
     return [
-        layout.run_dir(dataset, m, s) / "train.json" for m in used["models"] for s in used["seeds"]
+        layout.run_dir(dataset, m, s) / "train.json"
+        for m in used["models"]
+        for s in plan.seeds(used, dataset, m)
     ]
 
 
@@ -122,7 +129,7 @@ def _write_curves(dataset: str, used: dict[str, Any]) -> None:
     history = {
         (m, s): json.loads((layout.run_dir(dataset, m, s) / "train.json").read_text())["history"]
         for m in used["models"]
-        for s in used["seeds"]
+        for s in plan.seeds(used, dataset, m)
     }
     lines = [json.dumps(r, separators=(",", ":")) for r in curve_rows(history)]
     atomic.write_text(layout.curves_table_path(dataset), "[\n" + ",\n".join(lines) + "\n]\n")
