@@ -181,6 +181,12 @@ def test_the_summary_marks_the_selected_and_the_as_written_readings(readings_wor
     assert len(fig.axes) == 2 * 3  # (HR@10, NDCG@10) × (DAVE, DAVE-adv, DAVE+aae)
     titles = {ax.get_title() for ax in fig.axes}
     assert titles == {"DAVE", "DAVE-adv", "DAVE+aae"}
+    # each as-written bar is hatched in a colour that shows (a hatch takes the edge colour)
+    from matplotlib.colors import to_rgba
+
+    hatched = [b for ax in fig.axes for b in ax.patches if b.get_hatch()]
+    assert len(hatched) == 2 * len(written)
+    assert all(to_rgba(b.get_edgecolor()) != to_rgba(b.get_facecolor()) for b in hatched)
 
 
 def test_the_quick_profile_reuses_its_main_runs(fresh_params):

@@ -250,7 +250,10 @@ def readings_figure(summary: pd.DataFrame, dataset: str) -> Any:
                         means[sc],
                         width=width * 0.95,
                         color=color,
-                        edgecolor="black" if flags.at[sc, "selected"] else color,
+                        # a hatch is drawn in the edge colour: as written needs a dark one
+                        edgecolor="black"
+                        if flags.at[sc, "selected"] or flags.at[sc, "as_written"]
+                        else color,
                         linewidth=2.2 if flags.at[sc, "selected"] else 0.5,
                         hatch="//" if flags.at[sc, "as_written"] else None,
                         label=label if sc == scalings[0] else None,
