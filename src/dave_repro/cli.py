@@ -233,6 +233,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         device=args.device,
         keep_scratch=args.keep_scratch,
         allow_dirty=args.allow_dirty,
+        results=args.results,
     )
 
 
@@ -395,6 +396,14 @@ def _add_audit_command(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="pass with a DIRTY line when params.yaml, src/ or the pipeline files differ from "
         "the commit (default: such a tree fails the audit)",
+    )
+    p.add_argument(
+        "--results",
+        default=None,
+        metavar="DIR",
+        help="audit a committed copy of a results folder (e.g. results/paper) instead of the "
+        "commit's dvc.lock: its manifests are read as the results/ they describe; --rerun "
+        "re-makes what the copy does not keep (the data, from its sources; checkpoints)",
     )
     p.set_defaults(fn=cmd_audit)
 

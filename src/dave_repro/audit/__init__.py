@@ -60,9 +60,10 @@ def audit(
     keep_scratch: bool = False,
     scratch_root: str | None = None,
     allow_dirty: bool = False,
+    results: str | None = None,
 ) -> int:
     allow_dirty = allow_dirty or os.environ.get(ALLOW_DIRTY_ENV) == "1"
-    snap = Snapshot(repo, rev)
+    snap = Snapshot(repo, rev, results)
     try:
         found = Findings(notes=list(snap.notes))
         dirty = snap.dirty()
@@ -168,11 +169,15 @@ def render(snap: Snapshot, runs: list[Run], found: Findings, dirty: list[str]) -
     subject = git(snap.root, "log", "-1", "--format=%s", snap.sha).strip()
     cached = sum(1 for a in snap.artifacts.values() if a.source == "cache")
     tracked = sum(1 for a in snap.artifacts.values() if a.source == "git")
+    tree = "is this commit (checked too)" if snap.checked_out else "is another commit (not used)"
     lines = [
         f"Audit of commit {snap.sha} ({subject})",
-        f"  dvc.lock: {len(snap.stages)} stage(s), {len(snap.artifacts)} artifact(s): {cached} read from "
-        f"the DVC cache ({snap.cache}), {tracked} from git; working tree "
-        + ("is this commit (checked too)" if snap.checked_out else "is another commit (not used)"),
+        f"  results copy {snap.results_copy}/, read as the results/ its manifests describe "
+        f"(dvc.lock not used); working tree {tree}"
+        if snap.results_copy
+        else f"  dvc.lock: {len(snap.stages)} stage(s), {len(snap.artifacts)} artifact(s): "
+        f"{cached} read from the DVC cache ({snap.cache}), {tracked} from git; working tree "
+        + tree,
         *([dirty_line(snap, dirty)] if dirty else []),
         "",
         f"Stage runs ({len(runs)} manifests):",

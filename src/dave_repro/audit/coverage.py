@@ -78,12 +78,15 @@ def verify_stages(snap: Snapshot, found: Findings) -> None:
         )
 
 
-def verify_inputs(runs: list[Run], found: Findings) -> None:
+def verify_inputs(runs: list[Run], found: Findings, copy: str | None = None) -> None:
     made_by = producers(runs)
     readers: dict[str, list[Run]] = {}
+    data: set[str] = set()
     for run in runs:
         for path in run.files("inputs"):
-            if path not in made_by:
+            if copy and path.startswith("data/") and path not in made_by:
+                data.add(path)  # a results copy's lineage starts at the split it read
+            elif path not in made_by:
                 readers.setdefault(path, []).append(run)
     for path, who in sorted(readers.items()):
         ids = ", ".join(f"[{r.id}] {r.label}" for r in who[:3])
@@ -91,6 +94,12 @@ def verify_inputs(runs: list[Run], found: Findings) -> None:
             path,
             f"read by {ids}{' …' if len(who) > 3 else ''}, but made by no stage run of this "
             "commit (never ran, or its manifest was not committed): the lineage stops here",
+        )
+    if data:
+        found.notes.append(
+            f"{copy}: its runs read {len(data)} data file(s) made by no run it holds (a results "
+            "copy keeps no data stages): their lineage starts at the recorded sha256, which a "
+            "--rerun checks after re-making the data from its sources"
         )
 
 
@@ -114,6 +123,9 @@ def verify_outputs(snap: Snapshot, runs: list[Run], found: Findings) -> None:
 
 
 def verify_coverage(snap: Snapshot, runs: list[Run], found: Findings) -> None:
+    if snap.results_copy:  # no dvc.lock is audited: only the copy's own lineage
+        verify_inputs(runs, found, snap.results_copy)
+        return
     verify_stages(snap, found)
     verify_inputs(runs, found)
     verify_outputs(snap, runs, found)

@@ -132,7 +132,6 @@ def prepare(snap: Snapshot, run: Run, scratch: Path) -> list[str]:
         (scratch / path).unlink(missing_ok=True)
     for path in run.files("byproducts"):  # the run's curves: written afresh, like the original's
         (scratch / path).unlink(missing_ok=True)
-    problems = []
     for directory in sorted({str(PurePosixPath(p).parent) for p in run.files("inputs")}):
         for path in snap.paths_in(directory):
             if path in own or (scratch / path).exists():
@@ -141,6 +140,12 @@ def prepare(snap: Snapshot, run: Run, scratch: Path) -> list[str]:
             if art is not None and art.source is None:
                 continue  # missing or corrupt: reported by the verification; checked below if an input
             snap.copy_to(path, scratch / path)
+    return check_inputs(run, scratch)
+
+
+def check_inputs(run: Run, scratch: Path) -> list[str]:
+    """Each input the run read, as the scratch holds it, against the sha256 it recorded."""
+    problems = []
     for path, recorded in run.files("inputs").items():
         f = scratch / path
         if not f.is_file():
@@ -167,6 +172,25 @@ def _env(scratch: Path) -> tuple[dict[str, str], str | None]:
     return env, "the commit holds no src/dave_repro: the installed dave_repro ran instead"
 
 
+def remake_data(run: Run, scratch: Path, env: dict[str, str]) -> str | None:
+    """A results copy keeps no data: re-make the dataset the run read with the commit's own
+    data stages (downloads checked against their checksums). Returns a problem, or None."""
+    if not any(p.startswith("data/") and not (scratch / p).is_file() for p in run.files("inputs")):
+        return None
+    dataset = str(run.manifest.get("dataset"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "dave_repro.cli", "data", dataset],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        tail = "\n      ".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
+        return f"re-making the data of {dataset} (`dave data {dataset}`) failed:\n      {tail}"
+    return None
+
+
 def rerun_one(
     snap: Snapshot, run: Run, *, device: str, scratch_root: Path | None, keep: bool
 ) -> RerunResult:
@@ -174,10 +198,18 @@ def rerun_one(
     res = RerunResult(run, str(scratch))
     try:
         problems = prepare(snap, run, scratch)
+        env, note = _env(scratch)
+        if problems and snap.results_copy:
+            remade = remake_data(run, scratch, env)
+            problems = [remade] if remade else check_inputs(run, scratch)
+            if not problems:
+                res.notes.append(
+                    f"{run.label}: its data re-made from the sources; every input matches the "
+                    "sha256 the run recorded"
+                )
         if problems:
             res.failures += [f"{run.label}: not re-run: {p}" for p in problems]
             return res
-        env, note = _env(scratch)
         if note:
             res.notes.append(note)
         if "data_mirror" in run.manifest:  # Table 2's notes describe the mirror the run saw

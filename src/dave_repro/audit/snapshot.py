@@ -94,11 +94,17 @@ def git(root: Path, *args: str, data: bool = False) -> Any:
     return proc.stdout if data else proc.stdout.decode()
 
 
-class GitCommit:
-    """The tree of one commit: paths, blob contents, and an exported copy."""
+RESULTS_DIR = "results"
 
-    def __init__(self, root: Path, rev: str) -> None:
+
+class GitCommit:
+    """The tree of one commit: paths, blob contents, and an exported copy. With
+    ``results_copy`` (a committed copy of a results folder, e.g. ``results/paper``) the tree is
+    seen as if that copy were ``results/``: the place its manifests describe."""
+
+    def __init__(self, root: Path, rev: str, results_copy: str | None = None) -> None:
         self.root = root
+        self.results_copy: str | None = None
         try:
             self.sha = git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
         except AuditInputError:
@@ -113,6 +119,27 @@ class GitCommit:
             if kind == "blob":
                 self.blobs[path.decode()] = oid
         self._batch: subprocess.Popen[bytes] | None = None
+        if results_copy is not None:
+            self._see_as_results(results_copy)
+
+    def _see_as_results(self, folder: str) -> None:
+        pre = folder.strip("/") + "/"
+        if not pre.startswith(RESULTS_DIR + "/") or pre == RESULTS_DIR + "/" or ".." in pre:
+            raise AuditInputError(
+                f"--results {folder}: give a folder inside {RESULTS_DIR}/ (e.g. results/paper)"
+            )
+        inside = {p[len(pre) :]: oid for p, oid in self.blobs.items() if p.startswith(pre)}
+        if not inside:
+            raise AuditInputError(f"--results {folder}: commit {self.sha[:12]} has no files there")
+        self.blobs = {p: o for p, o in self.blobs.items() if not p.startswith(RESULTS_DIR + "/")}
+        self.blobs.update({f"{RESULTS_DIR}/{rel}": oid for rel, oid in inside.items()})
+        self.results_copy = pre.rstrip("/")
+
+    def tree_path(self, path: str) -> str:
+        """Where ``path`` (as the manifests name it) lies in the commit's real tree."""
+        if self.results_copy and path.startswith(RESULTS_DIR + "/"):
+            return self.results_copy + path[len(RESULTS_DIR) :]
+        return path
 
     def has(self, path: str) -> bool:
         return path in self.blobs
@@ -172,6 +199,12 @@ class GitCommit:
                     )
         if proc.wait() != 0:
             raise AuditInputError(f"git archive {self.sha} failed")
+        if self.results_copy:  # the copy takes the place of results/
+            shutil.rmtree(root / RESULTS_DIR, ignore_errors=True)
+            for path in self.blobs:
+                if path.startswith(RESULTS_DIR + "/"):
+                    (root / path).parent.mkdir(parents=True, exist_ok=True)
+                    (root / path).write_bytes(self.read(path))
 
     def close(self) -> None:
         if self._batch is not None:
@@ -211,22 +244,34 @@ class Artifact:
 class Snapshot:
     """Every artifact of one commit, with where its bytes are."""
 
-    def __init__(self, root: str | os.PathLike[str], rev: str) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], rev: str, results_copy: str | None = None
+    ) -> None:
         self.root = Path(git(Path(root), "rev-parse", "--show-toplevel").strip())
-        self.commit = GitCommit(self.root, rev)
+        self.commit = GitCommit(self.root, rev, results_copy)
         self.sha = self.commit.sha
         self.cache = dvc_cache_dir(self.root)
         head = git(self.root, "rev-parse", "HEAD").strip()
         self.checked_out = head == self.sha  # only then does the working tree belong to the commit
-        if not self.commit.has("dvc.lock"):
+        # a committed results copy holds the runs' records, not what dvc.lock describes (the
+        # pipeline's own results/): it is audited on its manifests alone
+        self.results_copy = self.commit.results_copy
+        self.lock: dict[str, Any] = {}
+        if self.results_copy:
+            pass
+        elif not self.commit.has("dvc.lock"):
             raise AuditInputError(
                 f"commit {self.sha[:12]} has no dvc.lock: no pipeline results were "
-                "committed there (run `dvc repro`, then commit dvc.lock)"
+                "committed there (run `dvc repro`, then commit dvc.lock; a committed copy of a "
+                "results folder is audited with --results, e.g. --results results/paper)"
             )
-        try:
-            self.lock = _load_yaml12(self.commit.read("dvc.lock")) or {}
-        except yaml.YAMLError as exc:
-            raise AuditInputError(f"dvc.lock of {self.sha[:12]} is not valid YAML: {exc}") from None
+        else:
+            try:
+                self.lock = _load_yaml12(self.commit.read("dvc.lock")) or {}
+            except yaml.YAMLError as exc:
+                raise AuditInputError(
+                    f"dvc.lock of {self.sha[:12]} is not valid YAML: {exc}"
+                ) from None
         self.stages: dict[str, dict[str, Any]] = self.lock.get("stages", {}) or {}
         self.artifacts: dict[str, Artifact] = {}
         self.out_md5: dict[str, str] = {}  # every dvc.lock output (file or dir) -> its md5
@@ -305,7 +350,7 @@ class Snapshot:
     # -- bytes ----------------------------------------------------------------------------------
 
     def workspace_file(self, path: str) -> Path | None:
-        p = self.root / path
+        p = self.root / self.commit.tree_path(path)
         return p if self.checked_out and p.is_file() else None
 
     def read(self, path: str) -> bytes | None:
