@@ -104,7 +104,13 @@ def audit(
         )
     what = f"; re-run of {rerun}: identical" if rerun else ""
     print(
-        f"\nOK: commit {snap.sha[:12]}: {len(snap.artifacts)} artifacts and {len(runs)} stage runs "
+        f"\nOK: commit {snap.sha[:12]}: "
+        + (
+            f"{snap.results_copy}/ and "
+            if snap.results_copy
+            else f"{len(snap.artifacts)} artifacts and "
+        )
+        + f"{len(runs)} stage runs "
         f"verified{what}" + (" (working tree DIRTY, allowed)" if dirty else ""),
         flush=True,
     )
