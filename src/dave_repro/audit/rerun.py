@@ -172,21 +172,27 @@ def _env(scratch: Path) -> tuple[dict[str, str], str | None]:
     return env, "the commit holds no src/dave_repro: the installed dave_repro ran instead"
 
 
+def _dave(args: list[str], scratch: Path, env: dict[str, str], lines: int) -> tuple[int, str]:
+    """Run the commit's own CLI in the scratch copy: its exit status and its output's tail."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "dave_repro.cli", *args],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    tail = "\n      ".join((proc.stderr or proc.stdout).strip().splitlines()[-lines:])
+    return proc.returncode, tail
+
+
 def remake_data(run: Run, scratch: Path, env: dict[str, str]) -> str | None:
     """A results copy keeps no data: re-make the dataset the run read with the commit's own
     data stages (downloads checked against their checksums). Returns a problem, or None."""
     if not any(p.startswith("data/") and not (scratch / p).is_file() for p in run.files("inputs")):
         return None
     dataset = str(run.manifest.get("dataset"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "dave_repro.cli", "data", dataset],
-        cwd=scratch,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        tail = "\n      ".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
+    rc, tail = _dave(["data", dataset], scratch, env, 6)
+    if rc != 0:
         return f"re-making the data of {dataset} (`dave data {dataset}`) failed:\n      {tail}"
     return None
 
@@ -232,18 +238,10 @@ def rerun_one(
                 "(float sums may then differ in the last bits)"
             )
         args = command(run, device)
-        proc = subprocess.run(
-            [sys.executable, "-m", "dave_repro.cli", *args],
-            cwd=scratch,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            tail = "\n      ".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
+        rc, tail = _dave(args, scratch, env, 8)
+        if rc != 0:
             res.failures.append(
-                f"{run.label}: the re-run `dave {' '.join(args)}` failed "
-                f"(exit {proc.returncode}):\n      {tail}"
+                f"{run.label}: the re-run `dave {' '.join(args)}` failed (exit {rc}):\n      {tail}"
             )
             return res
         compare(snap, run, scratch, res)
