@@ -18,7 +18,7 @@ from conftest import REPO, tiny_params
 from test_pipeline import digest, make_project, sh
 
 from dave_repro.audit.diff import describe
-from dave_repro.audit.rerun import select
+from dave_repro.audit.rerun import host_note, select
 from dave_repro.audit.snapshot import dir_md5
 from dave_repro.audit.verify import Run
 from dave_repro.config import load_params
@@ -484,3 +484,20 @@ def test_differences_are_described_precisely(tmp_path):
     assert describe("x.bin", b"\x00\x01\x02", b"\x00\x01\x03") == [
         "3 bytes → 3 bytes, first difference at byte 2"
     ]
+
+
+def test_a_re_run_on_another_host_says_why_it_may_differ():
+    run = _run(
+        1,
+        "results/runs/ml-100k/dave/seed-0/train.manifest.json",
+        stage="train",
+        dataset="ml-100k",
+        model="dave",
+        seed=0,
+        environment={"platform": "Linux-a"},
+    )
+    note = host_note(run, "Linux-b")
+    assert note and "Linux-a" in note and "Linux-b" in note and "provenance.md" in note
+    assert host_note(run, "Linux-a") is None  # same host: a difference is a real difference
+    split = _run(2, "data/splits/ml-100k/manifest.json", stage="split", dataset="ml-100k")
+    assert host_note(split, "Linux-b") is None  # data stages must be byte-identical anywhere

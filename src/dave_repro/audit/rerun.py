@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -245,10 +246,29 @@ def rerun_one(
             )
             return res
         compare(snap, run, scratch, res)
+        if res.failures and (note := host_note(run, platform.platform())):
+            res.notes.append(note)
         return res
     finally:
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def host_note(run: Run, here: str) -> str | None:
+    """Why a model stage's re-run may differ on another host, when it ran on one.
+
+    Bitwise identity holds on the same kind of CPU: another CPU can take other MKL kernels, whose
+    float sums round differently (seen: a training loss differing in its 8th digit at epoch 0,
+    docs/provenance.md), and an adversarial model's run can then diverge.
+    """
+    recorded = (run.manifest.get("environment") or {}).get("platform")
+    if run.stage not in MODEL_STAGES or not recorded or recorded == here:
+        return None
+    return (
+        f"{run.label} ran on host {recorded}, re-run on {here}: on another CPU the math "
+        "libraries may round float sums differently, so a training may differ from the first "
+        "epoch on (docs/provenance.md, 'Re-runs on another machine')"
+    )
 
 
 def compare(snap: Snapshot, run: Run, scratch: Path, res: RerunResult) -> None:
