@@ -78,22 +78,44 @@ def verify_stages(snap: Snapshot, found: Findings) -> None:
         )
 
 
-def verify_inputs(runs: list[Run], found: Findings, copy: str | None = None) -> None:
+def verify_inputs(
+    runs: list[Run], found: Findings, copy: str | None = None, snap: Snapshot | None = None
+) -> None:
     made_by = producers(runs)
     readers: dict[str, list[Run]] = {}
     data: set[str] = set()
+    elsewhere: dict[str, set[str]] = {}  # another committed results folder -> files read there
     for run in runs:
-        for path in run.files("inputs"):
-            if copy and path.startswith("data/") and path not in made_by:
+        for path, sha in run.files("inputs").items():
+            if path in made_by:
+                continue
+            if copy and path.startswith("data/"):
                 data.add(path)  # a results copy's lineage starts at the split it read
-            elif path not in made_by:
+                continue
+            there = snap.outside_sha256(path) if copy and snap is not None else None
+            if there is None:
                 readers.setdefault(path, []).append(run)
+            elif there != sha:
+                found.fail(
+                    path,
+                    f"read by [{run.id}] {run.label} with sha256 {str(sha)[:12]}…, but the "
+                    f"committed file is {there[:12]}…: it changed after the run read it",
+                )
+            else:
+                folder = "/".join(path.split("/")[:2])
+                elsewhere.setdefault(folder, set()).add(path)
     for path, who in sorted(readers.items()):
         ids = ", ".join(f"[{r.id}] {r.label}" for r in who[:3])
         found.fail(
             path,
             f"read by {ids}{' …' if len(who) > 3 else ''}, but made by no stage run of this "
             "commit (never ran, or its manifest was not committed): the lineage stops here",
+        )
+    for folder, paths in sorted(elsewhere.items()):
+        found.notes.append(
+            f"{copy}: its runs read {len(paths)} file(s) of another committed results folder, "
+            f"{folder}/, each the bytes they recorded (sha256 checked); how those were made is "
+            f"that folder's record (its README; `dave audit <commit> --results {folder}`)"
         )
     if data:
         found.notes.append(
@@ -124,7 +146,7 @@ def verify_outputs(snap: Snapshot, runs: list[Run], found: Findings) -> None:
 
 def verify_coverage(snap: Snapshot, runs: list[Run], found: Findings) -> None:
     if snap.results_copy:  # no dvc.lock is audited: only the copy's own lineage
-        verify_inputs(runs, found, snap.results_copy)
+        verify_inputs(runs, found, snap.results_copy, snap)
         return
     verify_stages(snap, found)
     verify_inputs(runs, found)

@@ -110,6 +110,7 @@ class GitCommit:
         except AuditInputError:
             raise AuditInputError(f"{rev!r} is not a commit of the repository at {root}") from None
         self.blobs: dict[str, str] = {}
+        self.outside: dict[str, str] = {}  # with results_copy: results/ files outside the copy
         out = git(root, "ls-tree", "-r", "-z", "--full-tree", self.sha, data=True)
         for entry in out.split(b"\0"):
             if not entry:
@@ -131,6 +132,14 @@ class GitCommit:
         inside = {p[len(pre) :]: oid for p, oid in self.blobs.items() if p.startswith(pre)}
         if not inside:
             raise AuditInputError(f"--results {folder}: commit {self.sha[:12]} has no files there")
+        # the other committed results folders (e.g. results/readings-runs/, which the readings
+        # report of results/paper/ read), by their real paths: what the copy's runs read there
+        # is checked against them, their own lineage is another copy's audit
+        self.outside = {
+            p: o
+            for p, o in self.blobs.items()
+            if p.startswith(RESULTS_DIR + "/") and not p.startswith(pre)
+        }
         self.blobs = {p: o for p, o in self.blobs.items() if not p.startswith(RESULTS_DIR + "/")}
         self.blobs.update({f"{RESULTS_DIR}/{rel}": oid for rel, oid in inside.items()})
         self.results_copy = pre.rstrip("/")
@@ -149,6 +158,13 @@ class GitCommit:
         return sorted(p for p in self.blobs if p.startswith(pre))
 
     def read(self, path: str) -> bytes:
+        return self._cat(self.blobs[path])
+
+    def read_outside(self, path: str) -> bytes | None:
+        """A file of another committed results folder, by its real path (``results_copy`` only)."""
+        return self._cat(self.outside[path]) if path in self.outside else None
+
+    def _cat(self, oid: str) -> bytes:
         if self._batch is None:
             self._batch = subprocess.Popen(
                 ["git", "-C", str(self.root), "cat-file", "--batch"],
@@ -156,7 +172,7 @@ class GitCommit:
                 stdout=subprocess.PIPE,
             )
         assert self._batch.stdin and self._batch.stdout
-        self._batch.stdin.write(self.blobs[path].encode() + b"\n")
+        self._batch.stdin.write(oid.encode() + b"\n")
         self._batch.stdin.flush()
         header = self._batch.stdout.readline().split()
         size = int(header[2])
@@ -361,6 +377,11 @@ class Snapshot:
         if art is None and self.commit.has(path):
             return self.commit.read(path)
         return None
+
+    def outside_sha256(self, path: str) -> str | None:
+        """With a results copy: the sha256 of ``path`` in another committed results folder."""
+        data = self.commit.read_outside(path)
+        return None if data is None else digests(data)[1]
 
     def sha256(self, path: str) -> str | None:
         art = self.artifacts.get(path)

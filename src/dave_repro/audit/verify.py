@@ -236,7 +236,8 @@ def _beside_outputs(path: str, m: dict[str, Any]) -> bool:
     (``results/paper/``, a benchmark's record) describes files at another place."""
     here = str(PurePosixPath(path).parent) + "/"
     outs = m.get("outputs") or {}
-    return isinstance(outs, dict) and all(str(o).startswith(here) for o in outs)
+    # any, not all: a stage may also write elsewhere (the metrics summary writes results/curves/)
+    return isinstance(outs, dict) and (not outs or any(str(o).startswith(here) for o in outs))
 
 
 def manifest_paths(snap: Snapshot) -> tuple[list[str], set[str]]:
