@@ -40,7 +40,7 @@ def _audit_inputs(root: Path) -> Findings:
     snap = Snapshot(root, "HEAD", results_copy="results/paper")
     m = json.loads(snap.commit.read("results/readings/x.manifest.json"))
     found = Findings()
-    verify_inputs([Run(1, "results/readings/x.manifest.json", m)], found, snap.results_copy, snap)
+    verify_inputs([Run(1, "results/readings/x.manifest.json", m)], found, snap)
     return found
 
 

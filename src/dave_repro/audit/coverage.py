@@ -78,9 +78,9 @@ def verify_stages(snap: Snapshot, found: Findings) -> None:
         )
 
 
-def verify_inputs(
-    runs: list[Run], found: Findings, copy: str | None = None, snap: Snapshot | None = None
-) -> None:
+def verify_inputs(runs: list[Run], found: Findings, snap: Snapshot | None = None) -> None:
+    """``snap`` only for a results copy: its inputs outside it are checked in the commit's tree."""
+    copy = snap.results_copy if snap is not None else None
     made_by = producers(runs)
     readers: dict[str, list[Run]] = {}
     data: set[str] = set()
@@ -146,7 +146,7 @@ def verify_outputs(snap: Snapshot, runs: list[Run], found: Findings) -> None:
 
 def verify_coverage(snap: Snapshot, runs: list[Run], found: Findings) -> None:
     if snap.results_copy:  # no dvc.lock is audited: only the copy's own lineage
-        verify_inputs(runs, found, snap.results_copy, snap)
+        verify_inputs(runs, found, snap)
         return
     verify_stages(snap, found)
     verify_inputs(runs, found)
