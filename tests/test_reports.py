@@ -356,6 +356,27 @@ def test_fewer_seeds_and_dataset_changes_are_stated_in_the_table(tmp_path, monke
     assert "Fewer seeds" not in md and "beyond the paper's settings" not in md
 
 
+def test_claims_say_how_many_seeds_each_mean_is_over(tmp_path, monkeypatch, params):
+    """A claim decided with DAVE's one seed against the baselines' three says so, per dataset
+    (issue 16: "says with how many seeds"); with three seeds each, one plain line."""
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "results"
+    write_fake_runs(root, models=[m for m in MODELS if m != "dave"])
+    write_fake_runs(root, models=["dave"], seeds=[0])
+    p = fake_params(params)
+    p["profiles"]["paper"]["dataset_seeds"] = {"ml-100k": {"dave": [0]}}
+    table = performance.dataset_table(p, "ml-100k", root=root)
+    robust = claims.table_claims({"ml-100k": table})[1]
+    note = next(n for n in robust.notes if n.startswith("MovieLens 100K: means over"))
+    assert "DAVE 1 seed, CDAE 3 seeds, APR 3 seeds, ACAE 3 seeds" in note
+    assert "single draw" in note
+    write_fake_runs(root, models=["dave"])
+    table = performance.dataset_table(fake_params(params), "ml-100k", root=root)
+    robust = claims.table_claims({"ml-100k": table})[1]
+    assert "MovieLens 100K: every mean compared is over 3 seeds." in robust.notes
+    assert not any("single draw" in n for n in robust.notes)
+
+
 def test_paper_profile_report_is_unchanged(tmp_path, monkeypatch, params):
     """Today's paper-profile report, line by line where it could move: no banner, the claims
     judged with their evidence and p-values, every cell mean ± std, the paired tests."""

@@ -88,6 +88,32 @@ def _p(table: pd.DataFrame, model: str) -> str:
     return f", paired NDCG@10 {format_p(float(row.iloc[0]['dave_p_ndcg@10']))}"
 
 
+def _seeds_note(table: pd.DataFrame, ds: str, models: list[str]) -> str | None:
+    """How many seeds each mean of a comparison is over, so that a claim decided by one
+    seed's draw says so (``dataset_seeds`` gives the slowest models fewer on a large dataset)."""
+    if "seeds" not in table:
+        return None
+    counts = {}
+    for m in models:
+        row = table[table["model"] == m]
+        if not row.empty and not pd.isna(row.iloc[0]["seeds"]):
+            counts[m] = int(row.iloc[0]["seeds"])
+    if not counts:
+        return None
+    if len(set(counts.values())) == 1:
+        n = next(iter(counts.values()))
+        return f"{DS[ds]}: every mean compared is over {n} seed{'s' if n != 1 else ''}."
+    note = f"{DS[ds]}: means over " + ", ".join(
+        f"{_name(m)} {n} seed{'s' if n != 1 else ''}" for m, n in counts.items()
+    )
+    if 1 in counts.values():
+        note += (
+            "; a model with one seed is a single draw (no seed spread), so read its margins "
+            "beside the other models' spread and the paired test across users"
+        )
+    return note + "."
+
+
 def _versus(
     claim: Claim,
     tables: dict[str, pd.DataFrame],
@@ -114,6 +140,9 @@ def _versus(
             continue
         if absent:
             claim.missing.append(f"{DS[ds]}: {', '.join(absent)} not run")
+        note = _seeds_note(t, ds, ["dave", *present])
+        if note and note not in claim.notes:
+            claim.notes.append(note)
         pools = [present] if group else [[r] for r in present]
         for pool in pools:
             for m in metrics:
@@ -353,8 +382,8 @@ def _sweep_margin_note(title: str, rows: pd.DataFrame, g: pd.DataFrame, stated: 
         note += (
             f" The paper's {stated} is the main run, whose other settings were selected on this "
             "validation split (readings study), so its score is the best of a grid, not one draw "
-            "like the other points: read a margin of that size against the main runs' seed "
-            "spread (Table 4), not as a ranking."
+            "like the other points: read a margin of that size against the seed-to-seed spread "
+            "of the main runs' validation scores, not as a ranking."
         )
     return note
 
