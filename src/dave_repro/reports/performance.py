@@ -297,7 +297,8 @@ def setup_notes(params: dict[str, Any], dataset: str, profile: str | None = None
             + (
                 " `decoder_sample` below 1 estimates Eq. 3's sum from a uniform sample of the "
                 "decoded entries, unbiased (equal in expectation; docs/models.md), to afford "
-                "the runs on a CPU."
+                "the runs on a CPU; its checks against the exact path on validation are in "
+                "benchmarks/RESULTS.md."
                 if sampled
                 else ""
             )
