@@ -4,6 +4,7 @@ would put them, and the paired p-values."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -354,6 +355,29 @@ def test_fewer_seeds_and_dataset_changes_are_stated_in_the_table(tmp_path, monke
     write_tables(fake_params(params), out=root / "tables", root=root)
     md = (root / "tables" / "table-ml-100k.md").read_text()
     assert "Fewer seeds" not in md and "beyond the paper's settings" not in md
+
+
+def test_a_reading_carried_from_another_dataset_is_stated(params):
+    """On a dataset the readings study did not run on, the table says the DAVE family's scale of
+    Eq. 17 came from elsewhere, with the numbers each model trains with there (issue 16: beta
+    is carried as 0.000595, not re-derived as 1/M); on the study's own dataset, nothing."""
+    assert not any("scale of Eq. 17" in n for n in performance.setup_notes(params, "ml-100k"))
+    note = next(n for n in performance.setup_notes(params, "ml-1m") if "scale of Eq. 17" in n)
+    assert "selected on MovieLens 100K's validation split" in note
+    w = params["models"]["dave"]["loss_weights"]["reconstruction"]
+    assert (
+        f"DAVE `reduction: {params['models']['dave']['reduction']}`, reconstruction {w:g}" in note
+    )
+    p = copy.deepcopy(params)
+    p["readings"]["datasets"] = ["ml-1m"]
+    weights = {"reconstruction": 0.5, "regularizer": 0.5, "prediction": 1.0}
+    p["hparams"]["ml-100k"]["models"] = {"dave": {"loss_weights": weights}}
+    config.validate_params(p)
+    note = next(n for n in performance.setup_notes(p, "ml-100k") if "scale of Eq. 17" in n)
+    assert (
+        "selected on MovieLens 1M's" in note
+        and "DAVE `reduction: sum`, reconstruction 0.5," in note
+    )
 
 
 def test_claims_say_how_many_seeds_each_mean_is_over(tmp_path, monkeypatch, params):

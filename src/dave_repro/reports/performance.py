@@ -282,6 +282,9 @@ def setup_notes(params: dict[str, Any], dataset: str, profile: str | None = None
             )
             + "."
         )
+    carried = _carried_reading(params, dataset, prof["models"])
+    if carried:
+        lines.append(carried)
     changes = params["hparams"].get(dataset, {}).get("models", {})
     changes = {m: c for m, c in changes.items() if m in prof["models"] and c}
     if changes:
@@ -304,6 +307,35 @@ def setup_notes(params: dict[str, Any], dataset: str, profile: str | None = None
             )
         )
     return lines
+
+
+def _carried_reading(params: dict[str, Any], dataset: str, models: list[str]) -> str | None:
+    """On a dataset the readings study did not run on, the DAVE family's scale of Eq. 17 is the
+    one selected elsewhere, carried as numbers: said where the numbers are read, since a rule
+    such as beta = 1/M would give another value here."""
+    readings = params.get("readings", {})
+    if not readings.get("datasets") or dataset in readings["datasets"]:
+        return None
+    family = [m for m in readings.get("models", []) if m in models]
+    if not family:
+        return None
+    parts = []
+    for m in family:
+        mp = config.job_config(params, dataset, m, 0)["model_params"]
+        w = mp.get("loss_weights", {})
+        parts.append(
+            f"{paper.DISPLAY.get(m, m)} `reduction: {mp.get('reduction')}`, reconstruction "
+            f"{w.get('reconstruction'):g}, regularizer {w.get('regularizer'):g}, prediction "
+            f"{w.get('prediction'):g}"
+        )
+    on = ", ".join(paper.DATASET_TITLES.get(d, d) for d in readings["datasets"])
+    return (
+        f"* The DAVE family's scale of Eq. 17 was selected on {on}'s validation split (the "
+        "readings study) and is carried here as those numbers, not re-derived from this "
+        'dataset\'s sizes (docs/models.md, "Carrying the readings to other datasets"): '
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def table_markdown(
